@@ -1,0 +1,104 @@
+"""How much slower than a bare ``json.load`` of the layers is ``imageworks-loader list``?
+
+    uv run python bench/bench_registry.py [--runs 9] [--entries 1000]
+
+Both are measured in the same run, interleaved, with the project's own
+interpreter; the figures are medians. Targets (issue 2): the real fixture at
+most 12x the bare load, a 1,000-entry registry at most 4x, peak memory under
+118 MiB. The registries are copied or generated into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT.parent / "shared" / "fixtures" / "imageworks-registry"
+GENERATOR = ROOT.parent / "shared" / "tools" / "gen_registry.py"
+PYTHON = Path(sys.executable)
+CLI = PYTHON.parent / "imageworks-loader"
+
+BARE = "import json, sys\nfor p in sys.argv[1:]:\n    with open(p) as f: json.load(f)\n"
+
+
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def measure(label: str, folder: Path, runs: int, env: dict[str, str]) -> dict[str, float]:
+    layers = [
+        str(folder / "model_registry.curated.json"),
+        str(folder / "model_registry.discovered.json"),
+    ]
+    bare_cmd = [str(PYTHON), "-c", BARE, *layers]
+    ours_cmd = [str(CLI), "list", f"registry.dir={folder}"]
+    run_once(ours_cmd, env)  # warm: config cache, snapshot refresh, page cache
+    run_once(bare_cmd, env)
+    bare, ours, rss = [], [], []
+    for _ in range(runs):
+        bare.append(run_once(bare_cmd, env)[0])
+        seconds, peak = run_once(ours_cmd, env)
+        ours.append(seconds)
+        rss.append(peak)
+    result = {
+        "bare_s": statistics.median(bare),
+        "ours_s": statistics.median(ours),
+        "peak_mib": max(rss),
+    }
+    result["ratio"] = result["ours_s"] / result["bare_s"]
+    print(
+        f"{label:<24} bare {result['bare_s'] * 1000:7.1f} ms   list {result['ours_s'] * 1000:7.1f} ms"
+        f"   ratio {result['ratio']:5.2f}x   peak {result['peak_mib']:6.1f} MiB"
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--entries", type=int, default=1000)
+    args = parser.parse_args()
+
+    env = dict(os.environ)
+    # Measure what a user sees: bytecode is cached as usual.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    with tempfile.TemporaryDirectory(prefix="bench-registry-") as tmp:
+        env["IMAGEWORKS_LOADER_CACHE"] = str(Path(tmp) / "cache")
+        fixture = Path(tmp) / "fixture"
+        fixture.mkdir()
+        for path in FIXTURE.glob("*.json"):
+            shutil.copyfile(path, fixture / path.name)
+        generated = Path(tmp) / f"gen{args.entries}"
+        subprocess.run(
+            [str(PYTHON), str(GENERATOR), str(args.entries), str(generated)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        print(f"median of {args.runs} interleaved runs; interpreter {PYTHON}")
+        real = measure("real fixture (16)", fixture, args.runs, env)
+        big = measure(f"generated ({args.entries})", generated, args.runs, env)
+    print(
+        f"targets: fixture <= 12x: {'ok' if real['ratio'] <= 12 else 'MISSED'}; "
+        f"{args.entries} entries <= 4x: {'ok' if big['ratio'] <= 4 else 'MISSED'}; "
+        f"peak < 118 MiB: {'ok' if big['peak_mib'] < 118 else 'MISSED'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

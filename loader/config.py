@@ -1,0 +1,183 @@
+"""The composed configuration: Hydra composes, a stat-keyed cache remembers.
+
+Importing Hydra and composing costs about 0.3 s here, more than a whole
+``list`` may take. Hydra's result (unresolved, so ``oc.env`` stays live) is
+therefore cached as JSON keyed by the conf files' stats and the overrides;
+only a miss pays for Hydra. Resolution always happens in this process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import OverrideError, RegistryLoadError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+CONFIG_NAME = "config"
+_CACHE_FORMAT = 2
+
+
+def conf_dir() -> Path:
+    """The folder holding ``config.yaml``: inside the package when installed
+    from a wheel, at the repository root in a checkout."""
+    env = os.environ.get("IMAGEWORKS_LOADER_CONF")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / f"{CONFIG_NAME}.yaml").is_file():
+            return candidate
+    raise RegistryLoadError(f"{here.parent / 'conf'}: config.yaml not found")
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("IMAGEWORKS_LOADER_CACHE")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "imageworks-loader"
+
+
+def _cache_key(conf: Path, overrides: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{_CACHE_FORMAT}\0{conf}\0".encode())
+    for root, dirs, files in os.walk(conf):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            st = os.stat(path)
+            digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    digest.update(json.dumps(list(overrides)).encode())
+    return digest.hexdigest()[:32]
+
+
+def compose_with_hydra(overrides: Sequence[str]) -> dict[str, Any]:
+    """Compose ``conf/`` with Hydra and return it unresolved as plain data."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
+            cfg = compose(CONFIG_NAME, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OverrideError(f"config override {' '.join(overrides)!r}: {first}") from None
+    data = OmegaConf.to_container(cfg, resolve=False)
+    data.pop("hydra", None)
+    return data
+
+
+class Config:
+    """The composed config: raw (as Hydra composed it) and resolved.
+
+    ``get("registry.dir")`` reads a resolved value. Resolution is cached with
+    the environment variables it read, so a warm start needs no OmegaConf.
+    """
+
+    def __init__(self, raw: dict[str, Any], resolved_data: dict[str, Any] | None = None) -> None:
+        self.raw = raw
+        self._resolved = resolved_data
+        self._omegaconf: DictConfig | None = None
+
+    @classmethod
+    def from_omegaconf(cls, cfg: DictConfig) -> Config:
+        from omegaconf import OmegaConf
+
+        raw = OmegaConf.to_container(cfg, resolve=False)
+        raw.pop("hydra", None)
+        return cls(raw)
+
+    @property
+    def omegaconf(self) -> DictConfig:
+        if self._omegaconf is None:
+            from omegaconf import OmegaConf
+
+            self._omegaconf = OmegaConf.create(self.raw)
+        return self._omegaconf
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        if self._resolved is None:
+            self._resolved = resolve_all(self.omegaconf)
+        return self._resolved
+
+    def get(self, key: str, default: Any = None) -> Any:
+        node: Any = self.resolved
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+
+def resolve_all(cfg: DictConfig) -> dict[str, Any]:
+    """Every value resolved; one line naming the key when one cannot be."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RegistryLoadError(f"config {key}: {message}") from None
+
+
+# ``${oc.env:NAME...}`` is the only resolver whose result the cache can key on.
+_ENV_REF = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)")
+_ANY_RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
+
+
+def _env_dependencies(raw: dict[str, Any]) -> list[str] | None:
+    """Env variables the resolution reads, or None if it uses other resolvers."""
+    text = json.dumps(raw)
+    if any(name != "oc.env" for name in _ANY_RESOLVER.findall(text)):
+        return None
+    return sorted(set(_ENV_REF.findall(text)))
+
+
+def load_config(overrides: Sequence[str] = ()) -> Config:
+    """The composed config for these Hydra overrides (``key=value`` words)."""
+    conf = conf_dir()
+    key = _cache_key(conf, overrides)
+    cache_file = cache_dir() / f"config-{key}.json"
+    try:
+        cached = json.loads(cache_file.read_text(encoding="utf-8"))
+        raw = cached["raw"]
+    except (OSError, ValueError, KeyError, TypeError):
+        cached, raw = {}, compose_with_hydra(overrides)
+    env_names = _env_dependencies(raw)
+    if env_names is None:
+        return Config(raw)
+    env = {name: os.environ.get(name) for name in env_names}
+    if cached.get("env") == env and isinstance(cached.get("resolved"), dict):
+        return Config(raw, cached["resolved"])
+    config = Config(raw)
+    _write_cache(cache_file, {"raw": raw, "env": env, "resolved": config.resolved})
+    return config
+
+
+def _write_cache(path: Path, data: dict[str, Any]) -> None:
+    # The cache only saves time; a read-only or full cache folder must not
+    # stop the command, so write failures are ignored on purpose.
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def registry_dir(cfg: Config) -> Path:
+    return Path(os.path.expanduser(str(cfg.get("registry.dir"))))

@@ -1,0 +1,86 @@
+"""The errors imageworks-loader raises on purpose.
+
+Every error meant for a user derives from ``RegistryError``, carries the one
+line the user will read, and knows its exit code. The CLI maps them once;
+nothing else in the package prints or exits.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_USAGE = 1  # usage errors, unknown models, missing capabilities, backend failures
+EXIT_INTEGRITY = 2  # a version lock violated, a blob that does not match its digest
+
+
+class RegistryError(Exception):
+    """Base of every error the loader reports to a user."""
+
+    exit_code = EXIT_USAGE
+
+
+# --- reading and validating the registry ---------------------------------
+
+
+class RegistryLoadError(RegistryError):
+    """A layer file or the config cannot be read, parsed or validated."""
+
+
+class EntryValidationError(RegistryLoadError):
+    """An entry's field has the wrong type or value."""
+
+
+class InterpolationError(RegistryLoadError):
+    """A ``${...}`` value in an entry does not resolve, or resolves in a loop."""
+
+
+class OverrideError(RegistryError):
+    """A per-invocation override is malformed or names nothing."""
+
+
+# --- looking things up ----------------------------------------------------
+
+
+class UnknownModelError(RegistryError, KeyError):
+    """No entry has the requested name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CapabilityError(RegistryError):
+    """The model lacks a capability the caller requires."""
+
+
+# --- writing ----------------------------------------------------------------
+
+
+class RegistryWriteError(RegistryError):
+    """A layer file could not be written or its lock could not be taken."""
+
+
+# --- artifacts and integrity ----------------------------------------------
+
+
+class ArtifactError(RegistryError):
+    """A model's files cannot be found, or a path leaves the model's root."""
+
+
+class IntegrityError(RegistryError):
+    """Content does not match what it must be: exit code 2."""
+
+    exit_code = EXIT_INTEGRITY
+
+
+class VersionLockViolation(IntegrityError):
+    """A locked entry's aggregate hash differs from the expected one."""
+
+
+class BlobDigestMismatch(IntegrityError):
+    """A content-addressed blob's bytes do not hash to its name."""
+
+
+# --- serving ----------------------------------------------------------------
+
+
+class OrchestrationError(RegistryError):
+    """A backend could not be started, reached or stopped."""

@@ -1,0 +1,178 @@
+"""Reading and writing the layer files: strict reads, atomic locked writes.
+
+A layer is a JSON list of entry objects. Reads fail with one line naming the
+file and the place; writes go to a temp file in the same folder, are fsynced
+and renamed over the target, so nothing is ever half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import RegistryLoadError, RegistryWriteError
+
+LOCK_NAME = ".model_registry.lock"
+LOCK_TIMEOUT_S = 60.0
+
+
+@dataclass
+class JsonStyle:
+    """How a file was formatted, so rewriting it keeps its bytes."""
+
+    indent: int | None = 2
+    ensure_ascii: bool = True
+    trailing_newline: bool = True
+
+    def dumps(self, data: Any) -> str:
+        text = json.dumps(data, indent=self.indent, ensure_ascii=self.ensure_ascii)
+        return text + "\n" if self.trailing_newline else text
+
+
+@dataclass
+class Layer:
+    """One layer file as read: its entries, in file order, and its format."""
+
+    path: Path
+    entries: list[dict[str, Any]]
+    style: JsonStyle
+    exists: bool = True
+    # Lets a load skip walking every value when no ``${`` is in the file.
+    has_interpolation: bool = False
+
+    def index_of(self) -> dict[str, int]:
+        return {entry["name"]: i for i, entry in enumerate(self.entries)}
+
+
+def _sniff_style(text: str) -> JsonStyle:
+    # Index arithmetic only: slicing a multi-MB text would copy it.
+    newline = text.find("\n")
+    indent: int | None = None
+    if newline != -1:
+        end = newline + 1
+        while end < len(text) and text[end] == " ":
+            end += 1
+        indent = (end - newline - 1) or 2
+    return JsonStyle(
+        indent=indent,
+        ensure_ascii=text.isascii(),
+        trailing_newline=text.endswith("\n"),
+    )
+
+
+def _location(text: str, pos: int) -> str:
+    line = text.count("\n", 0, pos) + 1
+    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return f"line {line} column {col}"
+
+
+def parse_layer(path: Path, raw: bytes) -> Layer:
+    """Parse and check one layer's bytes; errors name the file and place."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        prefix = raw[: exc.start].decode("utf-8", errors="replace")
+        raise RegistryLoadError(
+            f"{path}: not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+            f"({_location(prefix, len(prefix))})"
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text or text.isspace():
+        raise RegistryLoadError(f"{path}: empty file (expected a JSON list of entries)")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RegistryLoadError(
+            f"{path}: invalid JSON at {_location(text, exc.pos)}: {exc.msg}"
+        ) from None
+    if not isinstance(data, list):
+        raise RegistryLoadError(
+            f"{path}: expected a JSON list of entries, found {type(data).__name__}"
+        )
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(data):
+        if not isinstance(entry, dict):
+            raise RegistryLoadError(
+                f"{path}: entry at index {index}: expected an object, found {type(entry).__name__}"
+            )
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            shown = "missing" if "name" not in entry else f"not a non-empty string: {name!r}"
+            raise RegistryLoadError(f"{path}: entry at index {index}: name: {shown}")
+        if name in seen:
+            raise RegistryLoadError(
+                f"{path}: entry {name!r} (index {index}): name: duplicate of index {seen[name]}"
+            )
+        seen[name] = index
+    return Layer(path=path, entries=data, style=_sniff_style(text), has_interpolation="${" in text)
+
+
+def read_layer(path: Path) -> Layer:
+    """Read a layer file; a missing file is an empty layer."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Layer(path=path, entries=[], style=JsonStyle(), exists=False)
+    except IsADirectoryError:
+        raise RegistryLoadError(f"{path}: is a folder, expected a JSON file") from None
+    except OSError as exc:
+        raise RegistryLoadError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_layer(path, raw)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``: temp file, fsync, rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise RegistryWriteError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; not every filesystem allows it.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def registry_lock(folder: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the registry folder's inter-process lock."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(folder / LOCK_NAME), timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RegistryWriteError(
+            f"{folder / LOCK_NAME}: lock not acquired within {timeout:.0f}s"
+        ) from None
+    except OSError as exc:
+        raise RegistryWriteError(f"{folder / LOCK_NAME}: cannot lock: {exc.strerror}") from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -1,0 +1,583 @@
+"""The public registry API: load (cached, reloads on change), get, list, save.
+
+Names follow the ImageWorks loader so its users can switch: ``load_registry``,
+``get_entry``, ``list_models``, ``save_registry``, ``RegistryLoadError``.
+State lives in ``Registry`` objects; the module functions use one default
+instance, which ``use_registry`` replaces (tests and the CLI do).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .compose import (
+    CURATED,
+    DISCOVERED,
+    OVERRIDE,
+    Composed,
+    DynamicFields,
+    Interpolator,
+    Sources,
+    compose,
+    layer_of,
+    parse_entry_overrides,
+    set_path,
+    validate,
+)
+from .config import Config, cache_dir, load_config, registry_dir
+from .errors import RegistryLoadError, RegistryWriteError, UnknownModelError
+from .layers import Layer, atomic_write_text, parse_layer, read_layer, registry_lock
+from .schema import RegistryEntry, clean_served_model_id
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+__all__ = [
+    "Registry",
+    "RegistryEntry",
+    "RegistryLoadError",
+    "get_entry",
+    "list_models",
+    "load_registry",
+    "remove_entry",
+    "save_registry",
+    "update_entries",
+    "use_registry",
+]
+
+_Stamp = tuple[tuple[int, int, int] | None, ...]
+
+
+def _stat_stamp(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+_ENTRY_LIST_ADAPTER = None
+
+
+def _entry_list_adapter():
+    global _ENTRY_LIST_ADAPTER
+    if _ENTRY_LIST_ADAPTER is None:
+        from pydantic import TypeAdapter
+
+        _ENTRY_LIST_ADAPTER = TypeAdapter(list[RegistryEntry])
+    return _ENTRY_LIST_ADAPTER
+
+
+class SnapshotStamps:
+    """When the snapshot may stand in for the layers.
+
+    After this process wrote (or confirmed) the snapshot as the composition of
+    the current layers, it records the three files' stats, keyed by folder, in
+    the user's cache. A later load whose stats all still match reads the
+    snapshot instead of merging. Any change to any file (stat differs) or to
+    the composition rules (fingerprint differs) sends loads back to the layers.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, files: LayerFiles, dynamic: DynamicFields) -> None:
+        import hashlib
+        import json
+
+        self.files = files
+        key = hashlib.sha256(str(files.folder.resolve()).encode()).hexdigest()[:32]
+        self.path = cache_dir() / "snapshots" / f"{key}.json"
+        rules = [self.FORMAT, sorted(dynamic.exact), sorted(dynamic.prefixes)]
+        rules += [files.curated.name, files.discovered.name, files.snapshot.name]
+        self.fingerprint = hashlib.sha256(json.dumps(rules).encode()).hexdigest()[:32]
+
+    def current(self) -> tuple[Any, ...]:
+        files = self.files
+        return (
+            _stat_stamp(files.curated),
+            _stat_stamp(files.discovered),
+            _stat_stamp(files.snapshot),
+        )
+
+    def matches(self, stats: tuple[Any, ...]) -> bool:
+        import json
+
+        if stats[2] is None:
+            return False
+        try:
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint:
+            return False
+        return [list(s) if s else None for s in stats] == saved.get("stats")
+
+    def record(self) -> None:
+        import json
+
+        data = {
+            "fingerprint": self.fingerprint,
+            "stats": [list(s) if s else None for s in self.current()],
+        }
+        # The stamp only saves time; failing to store it must not fail the command.
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
+
+
+@dataclass
+class LayerFiles:
+    folder: Path
+    curated: Path
+    discovered: Path
+    snapshot: Path
+
+
+class Registry:
+    """A registry folder composed with one config and one set of overrides."""
+
+    def __init__(
+        self, cfg: Config | DictConfig | None = None, entry_overrides: Sequence[str] = ()
+    ) -> None:
+        if cfg is None:
+            cfg = load_config()
+        elif not isinstance(cfg, Config):
+            cfg = Config.from_omegaconf(cfg)
+        self.cfg: Config = cfg
+        self.dynamic = DynamicFields(self.cfg.get("registry.dynamic_fields"))
+        configured = self.cfg.get("entry_overrides") or []
+        self.entry_override_texts = [*configured, *entry_overrides]
+        self.entries: dict[str, RegistryEntry] = {}
+        self.files: LayerFiles | None = None
+        self._sources: Sources | None = None
+        self._composed: Composed | None = None
+        # What the entries were loaded from, to tell this process's changes apart.
+        self._baseline: tuple[Any, ...] = ()
+        self._stamp: _Stamp | None = None
+
+    # --- reading -------------------------------------------------------------
+
+    def layer_files(self) -> LayerFiles:
+        folder = registry_dir(self.cfg)
+        return LayerFiles(
+            folder=folder,
+            curated=folder / str(self.cfg.get("registry.curated")),
+            discovered=folder / str(self.cfg.get("registry.discovered")),
+            snapshot=folder / str(self.cfg.get("registry.snapshot")),
+        )
+
+    def is_stale(self) -> bool:
+        """True when never loaded, or a layer file changed since the load."""
+        if self._stamp is None or self.files is None:
+            return True
+        files = self.layer_files()
+        if files != self.files:
+            return True
+        return self._stamp != (_stat_stamp(files.curated), _stat_stamp(files.discovered))
+
+    def load(self, *, full: bool = False) -> dict[str, RegistryEntry]:
+        """Read, compose and validate the registry (always from disk).
+
+        When the snapshot is known to be what the current layers compose to
+        (see ``SnapshotStamps``), it is read instead: one parse and
+        validation in pydantic's core, no merge. ``full=True`` always composes
+        the layers, keeping what ``explain`` needs.
+        """
+        with _gc_paused():
+            files = self.layer_files()
+            if not files.folder.is_dir():
+                raise RegistryLoadError(f"{files.folder}: registry folder not found")
+            if not full and not self.entry_override_texts and self._load_snapshot(files):
+                return self.entries
+            return self._load_layers(files)
+
+    def _load_snapshot(self, files: LayerFiles) -> bool:
+        stamps = SnapshotStamps(files, self.dynamic)
+        stats = stamps.current()
+        if not stamps.matches(stats):
+            return False
+        try:
+            raw = files.snapshot.read_bytes()
+        except OSError:
+            return False
+        if stamps.current() != stats:  # replaced while we read it
+            return False
+        from pydantic import ValidationError
+
+        try:
+            loaded = _entry_list_adapter().validate_json(raw)
+        except ValidationError:
+            return False
+        self.files, self._stamp = files, stats[:2]
+        self._sources = self._composed = None
+        self.entries = {entry.name: entry for entry in loaded}
+        self._baseline = ("snapshot", raw)
+        return True
+
+    def _load_layers(self, files: LayerFiles) -> dict[str, RegistryEntry]:
+        stamp = (_stat_stamp(files.curated), _stat_stamp(files.discovered))
+        curated_bytes = _read_bytes(files.curated)
+        discovered_bytes = _read_bytes(files.discovered)
+        if curated_bytes is None and discovered_bytes is None:
+            raise RegistryLoadError(
+                f"{files.folder}: no registry layers ({files.curated.name} or "
+                f"{files.discovered.name}) in this folder"
+            )
+        sources = _sources(files, curated_bytes, discovered_bytes)
+        composed, entries = self._compose(sources, with_overrides=True)
+        self.files, self._stamp = files, stamp
+        self._sources, self._composed, self.entries = sources, composed, entries
+        self._baseline = ("layers", curated_bytes, discovered_bytes)
+        if not self.entry_override_texts and self.cfg.get("registry.refresh_snapshot_on_load"):
+            try:
+                self.write_snapshot(only_if_layers_unchanged=True)
+            except RegistryWriteError as exc:
+                # A read-only registry is still readable; say why its snapshot is old.
+                print(f"warning: snapshot not refreshed: {exc}", file=sys.stderr)
+        return self.entries
+
+    def ensure_loaded(self) -> dict[str, RegistryEntry]:
+        return self.load() if self.is_stale() else self.entries
+
+    def _ensure_composed(self) -> tuple[Sources, Composed]:
+        if self._sources is None or self._composed is None or self.is_stale():
+            self.load(full=True)
+        assert self._sources is not None and self._composed is not None
+        return self._sources, self._composed
+
+    def _compose(
+        self, sources: Sources, *, with_overrides: bool
+    ) -> tuple[Composed, dict[str, RegistryEntry]]:
+        names = [e["name"] for e in sources.discovered.entries] + [
+            e["name"] for e in sources.curated.entries
+        ]
+        overrides = (
+            parse_entry_overrides(self.entry_override_texts, names) if with_overrides else []
+        )
+        needs_interpolation = (
+            sources.curated.has_interpolation
+            or sources.discovered.has_interpolation
+            or any("${" in str(o.value) for o in overrides)
+        )
+        interpolator = Interpolator(self.cfg.raw) if needs_interpolation else None
+        composed = compose(sources, self.dynamic, overrides, interpolator)
+        return composed, validate(composed, sources, self.dynamic)
+
+    def get(self, name: str) -> RegistryEntry:
+        entries = self.ensure_loaded()
+        try:
+            return entries[name]
+        except KeyError:
+            raise UnknownModelError(_unknown_message(name, entries)) from None
+
+    # --- the merged snapshot -------------------------------------------------
+
+    def snapshot_text(self) -> str:
+        """The snapshot's content for the layers as loaded (no overrides)."""
+        sources, composed = self._ensure_composed()
+        if composed.overridden:
+            composed, _ = self._compose(sources, with_overrides=False)
+        style = sources.discovered.style if sources.discovered.exists else sources.curated.style
+        return style.dumps([composed.merged[name] for name in composed.order])
+
+    def write_snapshot(self, *, only_if_layers_unchanged: bool = False) -> bool:
+        """Write ``model_registry.json`` if its content would change.
+
+        Returns True when the file was rewritten. Records the stamps that let
+        later loads read the snapshot instead of composing the layers.
+        """
+        sources, _ = self._ensure_composed()
+        files = self.files
+        assert files is not None
+        text = self.snapshot_text()
+        with registry_lock(files.folder):
+            stamps = SnapshotStamps(files, self.dynamic)
+            if only_if_layers_unchanged and stamps.current()[:2] != self._stamp:
+                return False  # another writer got there first; it refreshes the snapshot
+            try:
+                current = files.snapshot.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                current = None
+            written = current != text
+            if written:
+                atomic_write_text(files.snapshot, text)
+            if not (sources.curated.has_interpolation or sources.discovered.has_interpolation):
+                # Resolved values depend on config and environment: such a
+                # snapshot is never trusted as a cache.
+                stamps.record()
+            return written
+
+    # --- writing -------------------------------------------------------------
+
+    def save(self) -> bool:
+        """Persist what this process changed into the discovered layer.
+
+        Re-reads the layers under the lock and applies only the fields that
+        differ from what this process loaded, so concurrent writers of other
+        entries or fields lose nothing. Never writes the curated layer.
+        Returns True when a layer file changed.
+        """
+        if self.files is None:
+            return False
+        changes, removed = self._changes()
+        files = self.files
+        with registry_lock(files.folder):
+            fresh = _sources(files, _read_bytes(files.curated), _read_bytes(files.discovered))
+            disc = fresh.discovered
+            curated_names = {e["name"] for e in fresh.curated.entries}
+            for name in removed:
+                if name in curated_names:
+                    raise RegistryWriteError(
+                        f"{files.curated}: entry {name!r}: curated entries are removed by "
+                        "editing that file, not by tooling"
+                    )
+            entries = [e for e in disc.entries if e["name"] not in removed]
+            index = {e["name"]: i for i, e in enumerate(entries)}
+            for name, fields in changes.items():
+                if name in index:
+                    entry = entries[index[name]]
+                else:
+                    entry = {"name": name}
+                    index[name] = len(entries)
+                    entries.append(entry)
+                for path, value in fields:
+                    entry = set_path(entry, path, value)
+                entries[index[name]] = entry
+                self._warn_if_masked(name, fields, fresh)
+            text = disc.style.dumps(entries)
+            old_text = (_read_bytes(files.discovered) or b"").decode("utf-8", "replace")
+            changed = text != old_text
+            if changed:
+                atomic_write_text(files.discovered, text)
+        self.load(full=True)
+        if changed:
+            self.write_snapshot()
+        return changed
+
+    def _changes(self) -> tuple[dict[str, list[tuple[tuple[str, ...], Any]]], set[str]]:
+        """Fields this process changed, found by diffing against a fresh
+        composition of the bytes it loaded (so shared objects cannot hide a change)."""
+        assert self.files is not None
+        baseline = self._baseline_entries()
+        changes: dict[str, list[tuple[tuple[str, ...], Any]]] = {}
+        for name, entry in self.entries.items():
+            if entry.name != name:
+                raise RegistryWriteError(
+                    f"entry {name!r}: renamed to {entry.name!r}; remove it and add a new entry"
+                )
+            after = entry.model_dump()
+            before = baseline[name].model_dump() if name in baseline else None
+            if before is None:
+                changes[name] = [((key,), value) for key, value in after.items() if key != "name"]
+                continue
+            fields = list(_diff(before, after, ()))
+            if fields:
+                changes[name] = fields
+        removed = set(baseline) - set(self.entries)
+        return changes, removed
+
+    def _baseline_entries(self) -> dict[str, RegistryEntry]:
+        assert self.files is not None
+        if self._baseline[0] == "snapshot":
+            loaded = _entry_list_adapter().validate_json(self._baseline[1])
+            return {entry.name: entry for entry in loaded}
+        _, curated, discovered = self._baseline
+        _, entries = self._compose(_sources(self.files, curated, discovered), with_overrides=True)
+        return entries
+
+    def _warn_if_masked(
+        self, name: str, fields: list[tuple[tuple[str, ...], Any]], sources: Sources
+    ) -> None:
+        curated = next((e for e in sources.curated.entries if e["name"] == name), None)
+        if curated is None:
+            return
+        prov = sources.provenance(name, self.dynamic)
+        for path, _ in fields:
+            if layer_of(prov, path) == CURATED and path[0] not in self.dynamic:
+                print(
+                    f"warning: {sources.curated.path}: entry {name!r}: {'.'.join(path)} is set "
+                    "in the curated layer, which wins for static fields; the discovered "
+                    "change is saved but masked",
+                    file=sys.stderr,
+                )
+
+    # --- provenance ----------------------------------------------------------
+
+    def explain(self, name: str) -> dict[str, Any]:
+        """Every resolved field of an entry with the layer it came from."""
+        self.get(name)
+        sources, composed = self._ensure_composed()
+        entry = self.entries[name]
+        prov = sources.provenance(name, self.dynamic)
+        interpolated = composed.interpolated.get(name, {})
+        overridden = composed.overridden.get(name, {})
+        rows = []
+        for path, value in _leaves(entry.model_dump(), ()):
+            row: dict[str, Any] = {"field": ".".join(path), "value": value}
+            override = next((overridden[p] for p in _prefixes(path) if p in overridden), None)
+            row["source"] = OVERRIDE if override else layer_of(prov, path)
+            if override:
+                row["override"] = override
+            raws = {".".join(p): t for p, t in interpolated.items() if p[: len(path)] == path}
+            if raws:
+                row["raw"] = raws.get(".".join(path)) or raws
+            rows.append(row)
+            if path == ("served_model_id",) and value is not None:
+                if clean_served_model_id(value) is None:
+                    row["repaired"] = (
+                        f"{value!r} is a placeholder left by an old bug; treated as absent, "
+                        f"so the served id is the logical name {name!r}"
+                    )
+        curated_index = Sources.find(sources.curated, name)
+        discovered_index = Sources.find(sources.discovered, name)
+        return {
+            "name": name,
+            "layers": {
+                CURATED: _layer_ref(sources.curated, curated_index),
+                DISCOVERED: _layer_ref(sources.discovered, discovered_index),
+            },
+            "capabilities": entry.normalized_capabilities(),
+            "fields": rows,
+        }
+
+
+def _layer_ref(layer: Layer, index: int | None) -> dict[str, Any] | None:
+    return None if index is None else {"file": str(layer.path), "index": index}
+
+
+def _prefixes(path: tuple[str, ...]) -> list[tuple[str, ...]]:
+    return [path[:end] for end in range(len(path), 0, -1)]
+
+
+def _leaves(data: Any, path: tuple[str, ...]):
+    if isinstance(data, dict) and data:
+        for key, value in data.items():
+            yield from _leaves(value, (*path, key))
+    else:
+        yield path, data
+
+
+def _diff(before: Any, after: Any, path: tuple[str, ...]):
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key, value in after.items():
+            if key not in before:
+                yield (*path, key), value
+            else:
+                yield from _diff(before[key], value, (*path, key))
+        for key in before:
+            if key not in after:
+                yield (*path, key), None
+    elif before != after or type(before) is not type(after):
+        yield path, after
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    # Parsing a large registry allocates ~10^6 objects and none of them form
+    # cycles; the collector's passes over them cost ~25% of a 1,000-entry load.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise RegistryLoadError(f"{path}: is a folder, expected a JSON file") from None
+    except OSError as exc:
+        raise RegistryLoadError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _sources(files: LayerFiles, curated: bytes | None, discovered: bytes | None) -> Sources:
+    def layer(path: Path, raw: bytes | None) -> Layer:
+        return read_layer(path) if raw is None else parse_layer(path, raw)
+
+    return Sources(
+        curated=layer(files.curated, curated), discovered=layer(files.discovered, discovered)
+    )
+
+
+def _unknown_message(name: str, entries: Iterable[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    return f"unknown model {name!r}{hint}"
+
+
+# --- the module-level API ---------------------------------------------------------
+
+_default: Registry | None = None
+
+
+def use_registry(registry: Registry | None) -> Registry | None:
+    """Make ``registry`` the one the module functions use; returns the old one."""
+    global _default
+    previous, _default = _default, registry
+    return previous
+
+
+def default_registry() -> Registry:
+    global _default
+    if _default is None:
+        _default = Registry()
+    return _default
+
+
+def load_registry(force: bool = False) -> dict[str, RegistryEntry]:
+    """All entries by name; re-reads the layers when one changed on disk."""
+    registry = default_registry()
+    return registry.load() if force else registry.ensure_loaded()
+
+
+def get_entry(name: str) -> RegistryEntry:
+    """One entry; ``KeyError`` (``UnknownModelError``) naming the model if absent."""
+    return default_registry().get(name)
+
+
+def list_models() -> list[RegistryEntry]:
+    """All entries sorted by name."""
+    entries = load_registry()
+    return [entries[name] for name in sorted(entries)]
+
+
+def save_registry() -> bool:
+    """Persist in-memory changes to the discovered layer and the snapshot."""
+    return default_registry().save()
+
+
+def update_entries(entries: Iterable[RegistryEntry], save: bool = True) -> None:
+    """Add or replace entries in memory, then save unless ``save=False``."""
+    registry = default_registry()
+    current = registry.ensure_loaded()
+    for entry in entries:
+        current[entry.name] = entry
+    if save:
+        registry.save()
+
+
+def remove_entry(name: str, save: bool = True) -> None:
+    """Drop a discovered-only entry (curated entries are edited by people)."""
+    registry = default_registry()
+    registry.get(name)
+    del registry.entries[name]
+    if save:
+        registry.save()
