@@ -10,7 +10,6 @@ hands over to this module when it sees a Hydra flag (``--cfg``, ``-m`` ...).
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -38,6 +37,7 @@ def run_app(operation: str, hydra_args: Sequence[str]) -> int:
     import hydra
     from omegaconf import DictConfig, OmegaConf
 
+    from .cli import emit
     from .registry import Registry
 
     op = OPERATIONS[operation]
@@ -57,7 +57,7 @@ def run_app(operation: str, hydra_args: Sequence[str]) -> int:
             print(f"imageworks-loader {operation}: error: {exc}", file=sys.stderr)
             worst = max(worst, exc.exit_code)
             return
-        print(json.dumps(result, indent=2))
+        worst = max(worst, emit(operation, result))
 
     saved = sys.argv
     sys.argv = [f"imageworks-loader-{operation}", *hydra_args]

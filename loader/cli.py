@@ -124,6 +124,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(sub)
 
     sub = command(
+        "verify",
+        "Recompute a model's artifact hashes, record them, and enforce its version lock.",
+        "Prints the aggregate sha256, last_verified and the lock state as JSON.\n"
+        "Exits 2 when a locked model's aggregate differs from the expected one (the\n"
+        "expected hash and the last good record are kept) or an Ollama blob does not\n"
+        "match its digest; 1 when the model's files cannot be found. Unchanged files\n"
+        "(same size, mtime, ctime, inode) are not re-read; --rehash re-reads all.",
+    )
+    sub.add_argument("name", nargs="?", help="the model's logical name")
+    sub.add_argument("--all", action="store_true", help="verify every model, then report")
+    sub.add_argument("--rehash", action="store_true", help="ignore the hash cache")
+    _add_common(sub)
+
+    sub = command(
+        "lock",
+        "Lock a model's version, so verify fails if its artifacts change.",
+    )
+    sub.add_argument("name", help="the model's logical name")
+    sub.add_argument(
+        "--set-expected",
+        action="store_true",
+        help="record the model's aggregate (computed now if none is stored) as expected",
+    )
+    _add_common(sub)
+
+    sub = command("unlock", "Clear a model's lock flag (the expected hash is kept).")
+    sub.add_argument("name", help="the model's logical name")
+    _add_common(sub)
+
+    sub = command(
         "snapshot",
         "Regenerate the merged snapshot model_registry.json if its content changed.",
     )
@@ -155,6 +185,9 @@ def _operation_arguments(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("name", "role"):
         if getattr(args, key, None) is not None:
             arguments[key] = getattr(args, key)
+    for key in ("all", "rehash", "set_expected"):
+        if getattr(args, key, False):
+            arguments[key] = True
     if args.command == "select":
         require = list(args.require)
         if args.require_vision:
@@ -209,9 +242,22 @@ def run(argv: Sequence[str]) -> int:
 
     registry = Registry(load_config(overrides), entry_overrides=args.entry_overrides)
     use_registry(registry)
-    result = OPERATIONS[args.command].call(registry, arguments)
+    return emit(args.command, OPERATIONS[args.command].call(registry, arguments))
+
+
+def emit(command: str, result: Any) -> int:
+    """Print a result as JSON on stdout; an ``Outcome`` also sets the exit code."""
+    from .operations import Outcome
+
+    code = EXIT_OK
+    if isinstance(result, Outcome):
+        if result.message:
+            for line in result.message.splitlines():
+                print(f"{PROG} {command}: {line}", file=sys.stderr)
+        result, code = result.data, result.exit_code
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
-    return EXIT_OK
+    sys.stdout.flush()
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,6 +16,16 @@ from .registry import Registry
 from .service import select_model
 
 
+@dataclass
+class Outcome:
+    """A result to print plus a non-zero exit code (e.g. ``verify --all``
+    printing every entry's result, then failing if any lock was violated)."""
+
+    data: Any
+    exit_code: int
+    message: str = ""
+
+
 def short_hash(aggregate: str | None) -> str:
     return (aggregate or "")[:12]
 
@@ -79,6 +89,50 @@ def snapshot_op(registry: Registry) -> dict[str, Any]:
     return {"snapshot": str(registry.files.snapshot), "written": written}
 
 
+def verify_op(
+    registry: Registry,
+    name: str | None = None,
+    all: bool = False,
+    rehash: bool = False,
+) -> Any:
+    """Recompute an entry's artifact hashes and enforce its version lock."""
+    from .locks import verify_all, verify_model
+
+    if all or not name:
+        if not all:
+            raise OverrideError("verify: give a model NAME or --all")
+        results, worst = verify_all(registry, sorted(registry.ensure_loaded()), rehash=rehash)
+        registry.save()
+        failed = [r for r in results if r.get("status") == "error"]
+        if not failed:
+            return results
+        lines = [f"{r['name']}: {r['error']}" for r in failed]
+        lines.append(f"{len(failed)} of {len(results)} models failed verification")
+        return Outcome(results, worst, "\n".join(lines))
+    entry = registry.get(name)
+    result = verify_model(entry, registry=registry, rehash=rehash)
+    registry.save()
+    return result.to_json()
+
+
+def lock_op(registry: Registry, name: str, set_expected: bool = False) -> dict[str, Any]:
+    """Lock a model's version; --set-expected records its aggregate as expected."""
+    from .locks import lock_model
+
+    result = lock_model(registry.get(name), set_expected=set_expected, registry=registry)
+    registry.save()
+    return result
+
+
+def unlock_op(registry: Registry, name: str) -> dict[str, Any]:
+    """Unlock a model's version (the expected hash is kept)."""
+    from .locks import unlock_model
+
+    result = unlock_model(registry.get(name))
+    registry.save()
+    return result
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
@@ -106,5 +160,8 @@ OPERATIONS: dict[str, Operation] = {
         Operation("metrics", metrics_op, ("name",)),
         Operation("explain", explain_op, ("name",), ("name",)),
         Operation("snapshot", snapshot_op),
+        Operation("verify", verify_op, ("name", "all", "rehash")),
+        Operation("lock", lock_op, ("name", "set_expected"), ("name",)),
+        Operation("unlock", unlock_op, ("name",), ("name",)),
     )
 }

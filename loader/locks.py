@@ -1,0 +1,184 @@
+"""Version locks: verify an entry's artifacts against the hash it was locked at.
+
+``verify_model`` hashes an entry's files (``loader.hashing``), records the
+result on the entry and enforces its lock; ``lock_model``/``unlock_model``
+change the lock. Persisting is the caller's ``save``, as everywhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import RegistryError, VersionLockViolation
+from .hashing import HashCache, HashStats, aggregate_sha256, changed_files, hash_files
+from .hashing import resolve_artifact_set as _resolve
+from .registry import Registry, default_registry
+from .schema import ArtifactFile, RegistryEntry
+
+__all__ = ["VerifyResult", "VersionLockViolation", "lock_model", "unlock_model", "verify_model"]
+
+
+@dataclass
+class VerifyResult:
+    """What one verify found."""
+
+    name: str
+    aggregate_sha256: str
+    files: int
+    last_verified: str | None
+    locked: bool
+    expected_aggregate_sha256: str | None
+    status: str  # "ok" (lock holds), "unlocked", "violated"
+    changed_files: list[str]
+    files_read: int
+    cache_hits: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def artifact_set_for(entry: RegistryEntry, registry: Registry):
+    """Which files ``entry``'s hashes cover (see ``hashing.resolve_artifact_set``)."""
+    models = registry.cfg.get("paths.ollama_models")
+    return _resolve(
+        name=entry.name,
+        model_path=entry.backend_config.model_path,
+        download_path=entry.download_path,
+        download_files=list(entry.download_files),
+        ollama_models_dir=Path(str(models)).expanduser(),
+    )
+
+
+def hash_cache_for(registry: Registry) -> HashCache:
+    """The stat cache beside the registry's layer files."""
+    files = registry.files or registry.layer_files()
+    return HashCache.load(files.folder / str(registry.cfg.get("hashing.cache_file")))
+
+
+def verify_model(
+    entry: RegistryEntry,
+    enforce_lock: bool = True,
+    *,
+    registry: Registry | None = None,
+    rehash: bool = False,
+    progress: bool | None = None,
+    cache: HashCache | None = None,
+) -> VerifyResult:
+    """Hash ``entry``'s artifacts and check its version lock.
+
+    On success the entry gets the fresh ``artifacts`` and
+    ``version_lock.last_verified`` (a locked entry with no expected hash yet
+    takes this aggregate). When the lock is violated and ``enforce_lock`` is
+    true, ``VersionLockViolation`` names both hashes and the changed files and
+    the entry is left as it was, so the last good record survives.
+    """
+    registry = registry or default_registry()
+    artifact_set = artifact_set_for(entry, registry)
+    own_cache = cache is None
+    cache = cache if cache is not None else hash_cache_for(registry)
+    stats = HashStats()
+    try:
+        files = hash_files(
+            artifact_set,
+            cache=cache,
+            workers=int(registry.cfg.get("hashing.workers") or 0),
+            chunk_bytes=int(registry.cfg.get("hashing.chunk_bytes") or 4 * 1024 * 1024),
+            rehash=rehash,
+            progress=progress,
+            stats=stats,
+        )
+    finally:
+        if own_cache:
+            cache.save()  # digests computed before a failure are still right
+    aggregate = aggregate_sha256(files)
+    lock = entry.version_lock
+    expected = lock.expected_aggregate_sha256
+    changed = changed_files([f.model_dump() for f in entry.artifacts.files], files)
+    violated = bool(lock.locked and expected and expected != aggregate)
+    if violated and enforce_lock:
+        shown = ", ".join(changed[:10]) + (
+            f" and {len(changed) - 10} more" if len(changed) > 10 else ""
+        )
+        raise VersionLockViolation(
+            f"model {entry.name!r}: version lock violated: expected aggregate {expected}, "
+            f"found {aggregate}; changed files: {shown or 'none recorded (no earlier file list)'}"
+        )
+    entry.artifacts.files = [ArtifactFile(**f) for f in files]
+    entry.artifacts.aggregate_sha256 = aggregate
+    lock.last_verified = _now()
+    if lock.locked and not expected:
+        lock.expected_aggregate_sha256 = aggregate
+    status = "violated" if violated else ("ok" if lock.locked else "unlocked")
+    return VerifyResult(
+        name=entry.name,
+        aggregate_sha256=aggregate,
+        files=len(files),
+        last_verified=lock.last_verified,
+        locked=bool(lock.locked),
+        expected_aggregate_sha256=lock.expected_aggregate_sha256,
+        status=status,
+        changed_files=changed,
+        files_read=stats.files_read,
+        cache_hits=stats.cache_hits,
+    )
+
+
+def lock_model(
+    entry: RegistryEntry, *, set_expected: bool = False, registry: Registry | None = None
+) -> dict[str, Any]:
+    """Lock an entry; with ``set_expected`` its current aggregate (computed
+    first if none is stored) becomes the expected one."""
+    if set_expected:
+        aggregate = entry.artifacts.aggregate_sha256
+        if not aggregate:
+            aggregate = verify_model(entry, enforce_lock=False, registry=registry).aggregate_sha256
+        entry.version_lock.expected_aggregate_sha256 = aggregate
+    entry.version_lock.locked = True
+    return _lock_state(entry)
+
+
+def unlock_model(entry: RegistryEntry) -> dict[str, Any]:
+    """Clear the lock flag only; the expected hash stays for a later re-lock."""
+    entry.version_lock.locked = False
+    return _lock_state(entry)
+
+
+def _lock_state(entry: RegistryEntry) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "locked": entry.version_lock.locked,
+        "expected_aggregate_sha256": entry.version_lock.expected_aggregate_sha256,
+        "aggregate_sha256": entry.artifacts.aggregate_sha256 or "",
+    }
+
+
+def verify_all(
+    registry: Registry, names: list[str], *, rehash: bool = False
+) -> tuple[list[dict[str, Any]], int]:
+    """Verify every named entry, one shared cache; returns per-entry results
+    and the worst exit code. Checks all entries before reporting failure."""
+    cache = hash_cache_for(registry)
+    results: list[dict[str, Any]] = []
+    worst = 0
+    try:
+        for name in names:
+            entry = registry.get(name)
+            try:
+                results.append(
+                    verify_model(entry, registry=registry, rehash=rehash, cache=cache).to_json()
+                )
+            except RegistryError as exc:
+                results.append(
+                    {"name": name, "status": "error", "error": str(exc), "exit_code": exc.exit_code}
+                )
+                worst = max(worst, exc.exit_code)
+    finally:
+        cache.save()
+    return results, worst

@@ -1,0 +1,104 @@
+"""Shared fixtures: real registry folders in tmp_path and the real CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+REAL_REGISTRY = DATA / "imageworks-registry"
+DEMO_REGISTRY = ROOT / "configs"
+CLI = Path(sys.executable).parent / "imageworks-loader"
+
+CURATED = "model_registry.curated.json"
+DISCOVERED = "model_registry.discovered.json"
+SNAPSHOT = "model_registry.json"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own config/snapshot cache and no inherited registry dir."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("IMAGEWORKS_LOADER_CACHE", str(cache))
+    monkeypatch.delenv("IMAGEWORKS_REGISTRY_DIR", raising=False)
+    from loader.registry import use_registry
+
+    use_registry(None)
+    yield cache
+    use_registry(None)
+
+
+def copy_registry(source: Path, target: Path, *, snapshot: bool = True) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (CURATED, DISCOVERED) + ((SNAPSHOT,) if snapshot else ()):
+        if (source / name).exists():
+            shutil.copyfile(source / name, target / name)
+    return target
+
+
+@pytest.fixture
+def real_registry(tmp_path) -> Path:
+    """A writable copy of the real ImageWorks registry."""
+    return copy_registry(REAL_REGISTRY, tmp_path / "real")
+
+
+@pytest.fixture
+def demo_registry(tmp_path) -> Path:
+    """A writable copy of the shipped demo registry (without its snapshot)."""
+    return copy_registry(DEMO_REGISTRY, tmp_path / "demo", snapshot=False)
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    """Every file in a folder (lock files aside) by content hash."""
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.is_file() and not p.name.endswith(".lock")
+    }
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Result:
+    """Run the installed ``imageworks-loader`` as a real process."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [str(CLI), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=120,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
