@@ -27,17 +27,29 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
-from loader.errors import ArtifactError, BlobDigestMismatch
+from loader.errors import ArtifactError, BlobDigestMismatch, VersionLockViolation
 
 __all__ = [
     "ArtifactSet",
     "HashCache",
     "HashStats",
+    "VersionLockViolation",
     "aggregate_sha256",
     "changed_files",
     "hash_files",
     "resolve_artifact_set",
+    "verify_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ``verify_model`` lives with the lock logic (it needs the registry), but the
+    # ImageWorks API exposes it here; importing lazily avoids a cycle.
+    if name in ("verify_model", "VerifyResult"):
+        from . import locks
+
+        return getattr(locks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
 OLLAMA_PREFIX = "ollama:"

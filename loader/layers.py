@@ -26,7 +26,7 @@ class JsonStyle:
     """How a file was formatted, so rewriting it keeps its bytes."""
 
     indent: int | None = 2
-    ensure_ascii: bool = True
+    ensure_ascii: bool = False
     trailing_newline: bool = True
 
     def dumps(self, data: Any) -> str:
@@ -60,7 +60,8 @@ def _sniff_style(text: str) -> JsonStyle:
         indent = (end - newline - 1) or 2
     return JsonStyle(
         indent=indent,
-        ensure_ascii=text.isascii(),
+        # Escape non-ASCII only where the file already does; else write UTF-8.
+        ensure_ascii=text.isascii() and "\\u" in text,
         trailing_newline=text.endswith("\n"),
     )
 

@@ -221,7 +221,7 @@ class Registry:
             return False
         self.files, self._stamp = files, stats[:2]
         self._sources = self._composed = None
-        self.entries = {entry.name: entry for entry in loaded}
+        self._replace_entries({entry.name: entry for entry in loaded})
         self._baseline = ("snapshot", raw)
         return True
 
@@ -237,7 +237,8 @@ class Registry:
         sources = _sources(files, curated_bytes, discovered_bytes)
         composed, entries = self._compose(sources, with_overrides=True)
         self.files, self._stamp = files, stamp
-        self._sources, self._composed, self.entries = sources, composed, entries
+        self._sources, self._composed = sources, composed
+        self._replace_entries(entries)
         self._baseline = ("layers", curated_bytes, discovered_bytes)
         if not self.entry_override_texts and self.cfg.get("registry.refresh_snapshot_on_load"):
             try:
@@ -246,6 +247,11 @@ class Registry:
                 # A read-only registry is still readable; say why its snapshot is old.
                 print(f"warning: snapshot not refreshed: {exc}", file=sys.stderr)
         return self.entries
+
+    def _replace_entries(self, fresh: dict[str, RegistryEntry]) -> None:
+        # In place, so a caller's ``entries = load_registry()`` stays current.
+        self.entries.clear()
+        self.entries.update(fresh)
 
     def ensure_loaded(self) -> dict[str, RegistryEntry]:
         return self.load() if self.is_stale() else self.entries
@@ -360,7 +366,14 @@ class Registry:
             changed = text != old_text
             if changed:
                 atomic_write_text(files.discovered, text)
+        kept = dict(self.entries)
         self.load(full=True)
+        # Callers keep using the entry objects they hold: reuse each one whose
+        # content the reload confirms, so a later change to it is not lost.
+        for name, entry in kept.items():
+            fresh = self.entries.get(name)
+            if fresh is not None and fresh.model_dump() == entry.model_dump():
+                self.entries[name] = entry
         if changed:
             self.write_snapshot()
         return changed
