@@ -83,10 +83,11 @@ def explain_op(registry: Registry, name: str) -> dict[str, Any]:
 
 def snapshot_op(registry: Registry) -> dict[str, Any]:
     """Regenerate ``model_registry.json`` if its content would change."""
-    registry.ensure_loaded()
-    written = registry.write_snapshot()
-    assert registry.files is not None
-    return {"snapshot": str(registry.files.snapshot), "written": written}
+    path = registry.layer_files().snapshot
+    before = path.read_bytes() if path.exists() else None
+    registry.ensure_loaded()  # a load may already refresh a stale snapshot
+    registry.write_snapshot()
+    return {"snapshot": str(path), "written": path.read_bytes() != before}
 
 
 def verify_op(
