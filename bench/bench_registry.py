@@ -63,7 +63,8 @@ def measure(label: str, folder: Path, runs: int, env: dict[str, str]) -> dict[st
     }
     result["ratio"] = result["ours_s"] / result["bare_s"]
     print(
-        f"{label:<24} bare {result['bare_s'] * 1000:7.1f} ms   list {result['ours_s'] * 1000:7.1f} ms"
+        f"{label:<24} bare {result['bare_s'] * 1000:7.1f} ms"
+        f"   list {result['ours_s'] * 1000:7.1f} ms"
         f"   ratio {result['ratio']:5.2f}x   peak {result['peak_mib']:6.1f} MiB"
     )
     return result

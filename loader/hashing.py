@@ -38,7 +38,7 @@ __all__ = [
     "changed_files",
     "hash_files",
     "resolve_artifact_set",
-    "verify_model",
+    "verify_model",  # noqa: F822 (provided lazily by __getattr__ below)
 ]
 
 
@@ -50,6 +50,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(locks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
 OLLAMA_PREFIX = "ollama:"

@@ -446,12 +446,15 @@ class Registry:
             if raws:
                 row["raw"] = raws.get(".".join(path)) or raws
             rows.append(row)
-            if path == ("served_model_id",) and value is not None:
-                if clean_served_model_id(value) is None:
-                    row["repaired"] = (
-                        f"{value!r} is a placeholder left by an old bug; treated as absent, "
-                        f"so the served id is the logical name {name!r}"
-                    )
+            if (
+                path == ("served_model_id",)
+                and value is not None
+                and not clean_served_model_id(value)
+            ):
+                row["repaired"] = (
+                    f"{value!r} is a placeholder left by an old bug; treated as absent, "
+                    f"so the served id is the logical name {name!r}"
+                )
         curated_index = Sources.find(sources.curated, name)
         discovered_index = Sources.find(sources.discovered, name)
         return {

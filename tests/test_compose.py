@@ -85,9 +85,10 @@ def test_the_two_documented_disagreements_resolve_to_curated(real_registry):
     assert entries[name].capabilities["vision"] is True
 
     name = "qwen3-vl-8b-instruct_(FP8)"
-    assert discovered[name]["backend_config"]["extra_args"] != curated[name]["backend_config"][
-        "extra_args"
-    ]
+    assert (
+        discovered[name]["backend_config"]["extra_args"]
+        != curated[name]["backend_config"]["extra_args"]
+    )
     assert entries[name].backend_config.extra_args == curated[name]["backend_config"]["extra_args"]
 
 
@@ -158,7 +159,7 @@ def test_override_names_with_dots_and_parentheses_match_longest_first():
         [
             "qwen2.5-vl-7b-instruct_(AWQ).backend_config.port=9000",
             "qwen2.5.display_name=Short",
-            "a.b.roles=[\"x\"]",
+            'a.b.roles=["x"]',
             "a.b.deprecated=true",
         ],
         names,

@@ -89,9 +89,7 @@ def test_one_field_change_is_a_one_line_diff_and_curated_is_never_written(use_re
     assert snapshot["florence-2-large_(FP16)"]["version_lock"]["locked"] is True
 
 
-def test_a_static_change_is_saved_to_discovered_and_warns_that_curated_masks_it(
-    use_real, capsys
-):
+def test_a_static_change_is_saved_to_discovered_and_warns_that_curated_masks_it(use_real, capsys):
     entry = api.get_entry("qwen3_8b_(Q4_K_M)")
     entry.display_name = "Renamed"
     api.save_registry()
@@ -214,7 +212,7 @@ def test_entry_overrides_apply_to_this_process_only(real_registry):
     before = folder_digest(real_registry)
     registry = Registry(
         load_config([f"registry.dir={real_registry}"]),
-        entry_overrides=[f"{name}.backend_config.port=9100", f"{name}.roles=[\"x\"]"],
+        entry_overrides=[f"{name}.backend_config.port=9100", f'{name}.roles=["x"]'],
     )
     entry = registry.get(name)
     assert entry.backend_config.port == 9100 and entry.roles == ["x"]
