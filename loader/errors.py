@@ -74,6 +74,19 @@ class IntegrityError(RegistryError):
 class VersionLockViolation(IntegrityError):
     """A locked entry's aggregate hash differs from the expected one."""
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str = "",
+        expected: str = "",
+        found: str = "",
+        changed_files: list[str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.name, self.expected, self.found = name, expected, found
+        self.changed_files = list(changed_files or [])
+
 
 class BlobDigestMismatch(IntegrityError):
     """A content-addressed blob's bytes do not hash to its name."""

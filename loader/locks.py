@@ -100,7 +100,9 @@ def verify_model(
     aggregate = aggregate_sha256(files)
     lock = entry.version_lock
     expected = lock.expected_aggregate_sha256
-    changed = changed_files([f.model_dump() for f in entry.artifacts.files], files)
+    previous = [f.model_dump() for f in entry.artifacts.files]
+    # With no earlier file list there is nothing to compare against.
+    changed = changed_files(previous, files) if previous else []
     violated = bool(lock.locked and expected and expected != aggregate)
     if violated and enforce_lock:
         shown = ", ".join(changed[:10]) + (
@@ -108,7 +110,11 @@ def verify_model(
         )
         raise VersionLockViolation(
             f"model {entry.name!r}: version lock violated: expected aggregate {expected}, "
-            f"found {aggregate}; changed files: {shown or 'none recorded (no earlier file list)'}"
+            f"found {aggregate}; changed files: {shown or 'unknown (no earlier file list)'}",
+            name=entry.name,
+            expected=expected or "",
+            found=aggregate,
+            changed_files=changed,
         )
     entry.artifacts.files = [ArtifactFile(**f) for f in files]
     entry.artifacts.aggregate_sha256 = aggregate
@@ -171,9 +177,21 @@ def verify_all(
         for name in names:
             entry = registry.get(name)
             try:
+                result = verify_model(entry, registry=registry, rehash=rehash, cache=cache)
+                results.append(result.to_json())
+            except VersionLockViolation as exc:
                 results.append(
-                    verify_model(entry, registry=registry, rehash=rehash, cache=cache).to_json()
+                    {
+                        "name": name,
+                        "status": "violated",
+                        "expected_aggregate_sha256": exc.expected,
+                        "aggregate_sha256": exc.found,
+                        "changed_files": exc.changed_files,
+                        "error": str(exc),
+                        "exit_code": exc.exit_code,
+                    }
                 )
+                worst = max(worst, exc.exit_code)
             except RegistryError as exc:
                 results.append(
                     {"name": name, "status": "error", "error": str(exc), "exit_code": exc.exit_code}

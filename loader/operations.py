@@ -104,7 +104,7 @@ def verify_op(
             raise OverrideError("verify: give a model NAME or --all")
         results, worst = verify_all(registry, sorted(registry.ensure_loaded()), rehash=rehash)
         registry.save()
-        failed = [r for r in results if r.get("status") == "error"]
+        failed = [r for r in results if "error" in r]
         if not failed:
             return results
         lines = [f"{r['name']}: {r['error']}" for r in failed]
