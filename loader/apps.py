@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .config import conf_dir
-from .errors import EXIT_OK, EXIT_USAGE, RegistryError
+from .errors import EXIT_OK, EXIT_USAGE, OverrideError, RegistryError
 from .operations import OPERATIONS
 
 
@@ -31,6 +31,28 @@ def quote_override_value(value: Any) -> str:
     return f"'{text}'"
 
 
+def check_override_grammar(hydra_args: Sequence[str]) -> None:
+    """Reject a malformed override in one line, before Hydra prints a page."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from .config import compose_with_hydra
+
+    words = [w for w in hydra_args if not w.startswith("-") and "=" in w]
+    parser = OverridesParser.create()
+    plain = []
+    for word in words:
+        try:
+            (override,) = parser.parse_overrides([word])
+        except HydraException as exc:
+            detail = str(exc).strip().splitlines()
+            reason = next((line for line in detail if line.strip()), type(exc).__name__)
+            raise OverrideError(f"config override {word!r}: {reason}") from None
+        if not override.is_sweep_override() and not override.is_hydra_override():
+            plain.append(word)
+    compose_with_hydra(plain)  # unknown keys and bad values, also in one line
+
+
 def run_app(operation: str, hydra_args: Sequence[str]) -> int:
     """Run one operation through ``hydra.main``; returns the worst exit code
     over all jobs (a sweep checks every job before failing)."""
@@ -42,6 +64,7 @@ def run_app(operation: str, hydra_args: Sequence[str]) -> int:
 
     op = OPERATIONS[operation]
     worst = EXIT_OK
+    check_override_grammar(hydra_args)
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base=None)
     def app(cfg: DictConfig) -> None:
@@ -52,12 +75,14 @@ def run_app(operation: str, hydra_args: Sequence[str]) -> int:
             if key in cfg
         }
         try:
-            result = op.call(Registry(cfg), arguments)
+            registry = Registry(cfg, defer_snapshot_refresh=True)
+            result = op.call(registry, arguments)
         except RegistryError as exc:
             print(f"imageworks-loader {operation}: error: {exc}", file=sys.stderr)
             worst = max(worst, exc.exit_code)
             return
         worst = max(worst, emit(operation, result))
+        registry.flush_snapshot()
 
     saved = sys.argv
     sys.argv = [f"imageworks-loader-{operation}", *hydra_args]
@@ -76,7 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"usage: python -m loader.apps OPERATION [overrides]; one of: {names}", file=sys.stderr
         )
         return EXIT_USAGE
-    return run_app(args[0], args[1:])
+    try:
+        return run_app(args[0], args[1:])
+    except RegistryError as exc:
+        print(f"imageworks-loader {args[0]}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-from .errors import EXIT_OK, EXIT_USAGE, RegistryError
+from .errors import EXIT_OK, RegistryError
 
 PROG = "imageworks-loader"
 
@@ -41,9 +42,21 @@ Environment: IMAGEWORKS_REGISTRY_DIR sets registry.dir (default: configs).
 Exit codes: 0 success; 1 usage error, unknown model, missing capability;
 2 integrity failure (version lock violated, blob digest mismatch)."""
 
+NAME_HELP = "the model's logical name (or sweep several: -m \"name='a','b'\")"
+
 # Options whose next word is their value, so it is never taken as an override.
 _VALUE_OPTIONS = {"--set", "--role", "--require", "--cfg", "-c", "--package", "-p"}
 _HYDRA_FLAGS = {"--cfg", "-c", "--resolve", "--package", "-p", "-m", "--multirun", "--info", "-i"}
+
+
+class UsageError(RegistryError):
+    """The command line itself is wrong (exit 1, like every usage error)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse would print its usage block and exit 2, the integrity code.
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +77,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="A deterministic, layered model registry for local LLM/VLM serving.",
         epilog=OVERRIDES_HELP,
@@ -95,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Resolve a model to its endpoint, backend, served id and capabilities.",
         "Exits 1 when the model is unknown or lacks a required capability.",
     )
-    sub.add_argument("name", help="the model's logical name")
+    sub.add_argument("name", nargs="?", help=NAME_HELP)
     sub.add_argument("--require-vision", action="store_true", help="fail unless it has vision")
     sub.add_argument(
         "--require",
@@ -120,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Sources: curated, discovered, default (schema), override (--set); "
         "interpolated values also show their raw ${...} text.",
     )
-    sub.add_argument("name", help="the model's logical name")
+    sub.add_argument("name", nargs="?", help=NAME_HELP)
     _add_common(sub)
 
     sub = command(
@@ -132,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "match its digest; 1 when the model's files cannot be found. Unchanged files\n"
         "(same size, mtime, ctime, inode) are not re-read; --rehash re-reads all.",
     )
-    sub.add_argument("name", nargs="?", help="the model's logical name")
+    sub.add_argument("name", nargs="?", help=NAME_HELP)
     sub.add_argument("--all", action="store_true", help="verify every model, then report")
     sub.add_argument("--rehash", action="store_true", help="ignore the hash cache")
     _add_common(sub)
@@ -141,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         "lock",
         "Lock a model's version, so verify fails if its artifacts change.",
     )
-    sub.add_argument("name", help="the model's logical name")
+    sub.add_argument("name", nargs="?", help=NAME_HELP)
     sub.add_argument(
         "--set-expected",
         action="store_true",
@@ -150,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(sub)
 
     sub = command("unlock", "Clear a model's lock flag (the expected hash is kept).")
-    sub.add_argument("name", help="the model's logical name")
+    sub.add_argument("name", nargs="?", help=NAME_HELP)
     _add_common(sub)
 
     sub = command(
@@ -240,9 +253,13 @@ def run(argv: Sequence[str]) -> int:
     from .operations import OPERATIONS
     from .registry import Registry, use_registry
 
-    registry = Registry(load_config(overrides), entry_overrides=args.entry_overrides)
+    registry = Registry(
+        load_config(overrides), entry_overrides=args.entry_overrides, defer_snapshot_refresh=True
+    )
     use_registry(registry)
-    return emit(args.command, OPERATIONS[args.command].call(registry, arguments))
+    code = emit(args.command, OPERATIONS[args.command].call(registry, arguments))
+    registry.flush_snapshot()  # only after success: a refused command changes no file
+    return code
 
 
 def emit(command: str, result: Any) -> int:
@@ -255,8 +272,14 @@ def emit(command: str, result: Any) -> int:
             for line in result.message.splitlines():
                 print(f"{PROG} {command}: {line}", file=sys.stderr)
         result, code = result.data, result.exit_code
-    sys.stdout.write(json.dumps(result, indent=2) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): say nothing more, here or at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return code
 
 
@@ -271,8 +294,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -172,8 +172,10 @@ def parse_entry_overrides(texts: Sequence[str], names: Iterable[str]) -> list[En
             raise OverrideError(f"override {text!r}: expected NAME.FIELD=VALUE")
         name = next((n for n in by_length if key.startswith(n + ".")), None)
         if name is None:
-            entry = key.rsplit(".", 1)[0]
-            raise OverrideError(f"override {text!r}: no entry named {entry!r} (nor any prefix)")
+            raise OverrideError(
+                f"override {text!r}: no entry name matches the start of {key!r} "
+                "(expected NAME.FIELD=VALUE with a registry entry's NAME)"
+            )
         path = tuple(key[len(name) + 1 :].split("."))
         if any(not part for part in path) or path[0] == "name":
             raise OverrideError(f"override {text!r}: bad field path {'.'.join(path)!r}")

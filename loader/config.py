@@ -70,8 +70,10 @@ def compose_with_hydra(overrides: Sequence[str]) -> dict[str, Any]:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
             cfg = compose(CONFIG_NAME, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OverrideError(f"config override {' '.join(overrides)!r}: {first}") from None
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        lines = [line for line in lines if not line.startswith("See https://")]
+        reason = "; ".join(lines) or type(exc).__name__
+        raise OverrideError(f"config override: {reason}") from None
     data = OmegaConf.to_container(cfg, resolve=False)
     data.pop("hydra", None)
     return data
@@ -111,26 +113,79 @@ class Config:
             self._resolved = resolve_all(self.omegaconf)
         return self._resolved
 
+    @property
+    def fully_resolved(self) -> bool:
+        return not _has_unresolved(self.resolved)
+
     def get(self, key: str, default: Any = None) -> Any:
+        """A resolved value; a key whose interpolation fails raises here,
+        so a broken key only stops the commands that use it."""
         node: Any = self.resolved
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:
                 return default
             node = node[part]
+        problem = _first_unresolved(node)
+        if problem is not None:
+            where, message = problem
+            raise RegistryLoadError(f"config {'.'.join([key, *where])}: {message}")
         return node
 
 
+class _Unresolved:
+    """Stands for a config value whose interpolation failed."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _first_unresolved(node: Any, where: tuple[str, ...] = ()) -> tuple[tuple[str, ...], str] | None:
+    if isinstance(node, _Unresolved):
+        return where, node.message
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found = _first_unresolved(value, (*where, str(key)))
+            if found:
+                return found
+    return None
+
+
+def _has_unresolved(node: Any) -> bool:
+    return _first_unresolved(node) is not None
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return "interpolation loops" if "Recursive interpolation" in first else first
+
+
 def resolve_all(cfg: DictConfig) -> dict[str, Any]:
-    """Every value resolved; one line naming the key when one cannot be."""
+    """Every value resolved; one that cannot be becomes ``_Unresolved``."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         return OmegaConf.to_container(cfg, resolve=True)
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or "?"
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RegistryLoadError(f"config {key}: {message}") from None
+    except OmegaConfBaseException:
+        pass
+
+    def walk(node: Any) -> Any:
+        result = {}
+        for key in node:
+            try:
+                value = node[key]
+                if OmegaConf.is_dict(value):
+                    result[key] = walk(value)
+                elif OmegaConf.is_config(value):
+                    result[key] = OmegaConf.to_container(value, resolve=True)
+                else:
+                    result[key] = value
+            except OmegaConfBaseException as exc:
+                result[key] = _Unresolved(_one_line(exc))
+        return result
+
+    return walk(cfg)
 
 
 # ``${oc.env:NAME...}`` is the only resolver whose result the cache can key on.
@@ -163,7 +218,8 @@ def load_config(overrides: Sequence[str] = ()) -> Config:
     if cached.get("env") == env and isinstance(cached.get("resolved"), dict):
         return Config(raw, cached["resolved"])
     config = Config(raw)
-    _write_cache(cache_file, {"raw": raw, "env": env, "resolved": config.resolved})
+    if config.fully_resolved:
+        _write_cache(cache_file, {"raw": raw, "env": env, "resolved": config.resolved})
     return config
 
 

@@ -159,20 +159,28 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+_LOCKS: dict[str, Any] = {}
+
+
 @contextlib.contextmanager
 def registry_lock(folder: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Hold the registry folder's inter-process lock."""
+    """Hold the registry folder's inter-process lock.
+
+    Re-entrant within a thread (one FileLock object per folder), so a nested
+    use cannot deadlock against itself.
+    """
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(folder / LOCK_NAME), timeout=timeout)
+    path = str(folder / LOCK_NAME)
+    lock = _LOCKS.get(path)
+    if lock is None:
+        lock = _LOCKS[path] = FileLock(path)
     try:
-        lock.acquire()
+        lock.acquire(timeout=timeout)
     except Timeout:
-        raise RegistryWriteError(
-            f"{folder / LOCK_NAME}: lock not acquired within {timeout:.0f}s"
-        ) from None
+        raise RegistryWriteError(f"{path}: lock not acquired within {timeout:.0f}s") from None
     except OSError as exc:
-        raise RegistryWriteError(f"{folder / LOCK_NAME}: cannot lock: {exc.strerror}") from None
+        raise RegistryWriteError(f"{path}: cannot lock: {exc.strerror}") from None
     try:
         yield
     finally:

@@ -148,8 +148,15 @@ class Registry:
     """A registry folder composed with one config and one set of overrides."""
 
     def __init__(
-        self, cfg: Config | DictConfig | None = None, entry_overrides: Sequence[str] = ()
+        self,
+        cfg: Config | DictConfig | None = None,
+        entry_overrides: Sequence[str] = (),
+        *,
+        defer_snapshot_refresh: bool = False,
     ) -> None:
+        """``defer_snapshot_refresh``: a load that finds the snapshot stale only
+        notes it; ``flush_snapshot()`` writes it (front doors call it once the
+        operation succeeded, so a refused command changes no file)."""
         if cfg is None:
             cfg = load_config()
         elif not isinstance(cfg, Config):
@@ -159,6 +166,8 @@ class Registry:
         configured = self.cfg.get("entry_overrides") or []
         self.entry_override_texts = [*configured, *entry_overrides]
         self.entries: dict[str, RegistryEntry] = {}
+        self.defer_snapshot_refresh = defer_snapshot_refresh
+        self._snapshot_pending = False
         self.files: LayerFiles | None = None
         self._sources: Sources | None = None
         self._composed: Composed | None = None
@@ -240,13 +249,22 @@ class Registry:
         self._sources, self._composed = sources, composed
         self._replace_entries(entries)
         self._baseline = ("layers", curated_bytes, discovered_bytes)
-        if not self.entry_override_texts and self.cfg.get("registry.refresh_snapshot_on_load"):
-            try:
-                self.write_snapshot(only_if_layers_unchanged=True)
-            except RegistryWriteError as exc:
-                # A read-only registry is still readable; say why its snapshot is old.
-                print(f"warning: snapshot not refreshed: {exc}", file=sys.stderr)
+        if self.cfg.get("registry.refresh_snapshot_on_load"):
+            self._snapshot_pending = True
+            if not self.defer_snapshot_refresh:
+                self.flush_snapshot()
         return self.entries
+
+    def flush_snapshot(self) -> None:
+        """Refresh a snapshot that the last load found out of date."""
+        if not self._snapshot_pending or self._sources is None:
+            return
+        self._snapshot_pending = False
+        try:
+            self.write_snapshot(only_if_layers_unchanged=True)
+        except RegistryWriteError as exc:
+            # A read-only registry is still readable; say why its snapshot is old.
+            print(f"warning: snapshot not refreshed: {exc}", file=sys.stderr)
 
     def _replace_entries(self, fresh: dict[str, RegistryEntry]) -> None:
         # In place, so a caller's ``entries = load_registry()`` stays current.
@@ -285,7 +303,8 @@ class Registry:
         try:
             return entries[name]
         except KeyError:
-            raise UnknownModelError(_unknown_message(name, entries)) from None
+            folder = self.files.folder if self.files else "?"
+            raise UnknownModelError(_unknown_message(name, entries, folder)) from None
 
     # --- the merged snapshot -------------------------------------------------
 
@@ -307,22 +326,31 @@ class Registry:
         files = self.files
         assert files is not None
         text = self.snapshot_text()
+        if not os.access(files.folder, os.W_OK):
+            # A read-only registry (a shared or mounted copy): nothing can be
+            # written, but a snapshot that is already right can still serve.
+            if _read_text(files.snapshot) != text:
+                raise RegistryWriteError(f"{files.snapshot}: folder is read-only")
+            self._record_stamps(files, sources)
+            return False
         with registry_lock(files.folder):
-            stamps = SnapshotStamps(files, self.dynamic)
-            if only_if_layers_unchanged and stamps.current()[:2] != self._stamp:
+            if only_if_layers_unchanged and self._layers_changed(files):
                 return False  # another writer got there first; it refreshes the snapshot
-            try:
-                current = files.snapshot.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                current = None
-            written = current != text
+            written = _read_text(files.snapshot) != text
             if written:
                 atomic_write_text(files.snapshot, text)
-            if not (sources.curated.has_interpolation or sources.discovered.has_interpolation):
-                # Resolved values depend on config and environment: such a
-                # snapshot is never trusted as a cache.
-                stamps.record()
+            self._record_stamps(files, sources)
             return written
+
+    def _layers_changed(self, files: LayerFiles) -> bool:
+        return (_stat_stamp(files.curated), _stat_stamp(files.discovered)) != self._stamp
+
+    def _record_stamps(self, files: LayerFiles, sources: Sources) -> None:
+        # Never reloads: this runs under the registry lock.
+        if sources.curated.has_interpolation or sources.discovered.has_interpolation:
+            return  # resolved values depend on config and environment: never a cache
+        if not self._layers_changed(files):
+            SnapshotStamps(files, self.dynamic).record()
 
     # --- writing -------------------------------------------------------------
 
@@ -511,6 +539,13 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _read_bytes(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
@@ -531,12 +566,12 @@ def _sources(files: LayerFiles, curated: bytes | None, discovered: bytes | None)
     )
 
 
-def _unknown_message(name: str, entries: Iterable[str]) -> str:
+def _unknown_message(name: str, entries: Iterable[str], folder: Path | str) -> str:
     import difflib
 
     close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-    return f"unknown model {name!r}{hint}"
+    return f"unknown model {name!r} in {folder}{hint}"
 
 
 # --- the module-level API ---------------------------------------------------------
