@@ -1,5 +1,5 @@
 """``python -m loader`` is the ``imageworks-loader`` CLI."""
 
-from .cli import main
+from .cli import console_main
 
-raise SystemExit(main())
+console_main()
