@@ -7,6 +7,7 @@ and prints its JSON result on stdout. Errors are one line on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -36,7 +37,8 @@ Overrides (after the command's own arguments, any number):
 Hydra flags (hand the run to the command's Hydra app):
   --cfg job|hydra|all        print the composed config instead of running
   --resolve                  with --cfg, resolve interpolations
-  -m, --multirun             sweep, e.g. -m name=a,b,c
+  -m, --multirun             sweep, e.g. -m "name='qwen3_8b_(Q4_K_M)','llama_8.0b_(Q5_K_M)'"
+                             (quote names that hold parentheses, Hydra-style)
 
 Environment: IMAGEWORKS_REGISTRY_DIR sets registry.dir (default: configs).
 Exit codes: 0 success; 1 usage error, unknown model, missing capability;
@@ -314,10 +316,8 @@ def console_main() -> NoReturn:
     """
     code = main()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing left to say
             stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed pipe: nothing left to say
     os._exit(code)
 
 

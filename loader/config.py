@@ -70,9 +70,13 @@ def compose_with_hydra(overrides: Sequence[str]) -> dict[str, Any]:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
             cfg = compose(CONFIG_NAME, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        text = str(exc).split("Config search path")[0]  # Hydra appends its search path
+        text = re.sub(r":\s*\n\s+", ": ", text)  # "options:\n\tci\n\tdefault" on one line
+        text = re.sub(r"\n[ \t]+", ", ", text)
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
         lines = [line for line in lines if not line.startswith("See https://")]
-        reason = "; ".join(lines) or type(exc).__name__
+        punctuated = [line if line.endswith((".", ":", ";")) else line + ";" for line in lines]
+        reason = " ".join(punctuated).rstrip(";") or type(exc).__name__
         raise OverrideError(f"config override: {reason}") from None
     data = OmegaConf.to_container(cfg, resolve=False)
     data.pop("hydra", None)

@@ -28,6 +28,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 from loader.errors import ArtifactError, BlobDigestMismatch, VersionLockViolation
+from loader.layers import atomic_write_bytes
+from loader.locking import LockTimeout, file_lock
 
 __all__ = [
     "ArtifactSet",
@@ -395,17 +397,15 @@ class HashCache:
         """Write new records out. A cache is an optimisation: failures warn, never raise."""
         if self.path is None or not self._fresh:
             return
-        from filelock import FileLock, Timeout  # only paid for when there is something to save
-
         path = self.path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with FileLock(f"{path}.lock", timeout=timeout):
+            with file_lock(f"{path}.lock", timeout):
                 merged = _read_cache_file(path, quiet=True)  # load() already warned
                 with self._mutex:
                     merged.update(self._fresh)
                 _atomic_write_json(path, {"version": _CACHE_VERSION, "entries": merged})
-        except Timeout:
+        except LockTimeout:
             _warn(f"hash cache {path} is locked by another process; not saved this time")
             return
         except OSError as exc:
@@ -418,25 +418,7 @@ class HashCache:
 
 def _atomic_write_json(path: Path, doc: Any) -> None:
     data = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write_bytes(path, data)
 
 
 # --- hashing ----------------------------------------------------------------

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import RegistryLoadError, RegistryWriteError
+from .locking import LockTimeout, file_lock
 
 LOCK_NAME = ".model_registry.lock"
 LOCK_TIMEOUT_S = 60.0
@@ -127,22 +129,31 @@ def read_layer(path: Path) -> Layer:
     return parse_layer(path, raw)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text``: temp file, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: temp file in the same folder, fsync,
+    rename, fsync the folder. Raises ``OSError``; never leaves a temp file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp, os.stat(path).st_mode & 0o7777)
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise RegistryWriteError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """``atomic_write_bytes`` of UTF-8 text, failing as ``RegistryWriteError``."""
+    try:
+        atomic_write_bytes(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise RegistryWriteError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -159,29 +170,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-_LOCKS: dict[str, Any] = {}
-
-
 @contextlib.contextmanager
 def registry_lock(folder: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Hold the registry folder's inter-process lock.
-
-    Re-entrant within a thread (one FileLock object per folder), so a nested
-    use cannot deadlock against itself.
-    """
-    from filelock import FileLock, Timeout
-
-    path = str(folder / LOCK_NAME)
-    lock = _LOCKS.get(path)
-    if lock is None:
-        lock = _LOCKS[path] = FileLock(path)
+    """Hold the registry folder's inter-process lock (re-entrant in a thread)."""
+    path = folder / LOCK_NAME
     try:
-        lock.acquire(timeout=timeout)
-    except Timeout:
+        with file_lock(path, timeout):
+            yield
+    except LockTimeout:
         raise RegistryWriteError(f"{path}: lock not acquired within {timeout:.0f}s") from None
     except OSError as exc:
-        raise RegistryWriteError(f"{path}: cannot lock: {exc.strerror}") from None
-    try:
-        yield
-    finally:
-        lock.release()
+        raise RegistryWriteError(f"{path}: cannot lock: {exc.strerror or exc}") from None

@@ -110,7 +110,7 @@ def verify_model(
         )
         raise VersionLockViolation(
             f"model {entry.name!r}: version lock violated: expected aggregate {expected}, "
-            f"found {aggregate}; changed files: {shown or 'unknown (no earlier file list)'}",
+            f"found {aggregate}; changed files: {shown or _no_change_note(previous)}",
             name=entry.name,
             expected=expected or "",
             found=aggregate,
@@ -134,6 +134,12 @@ def verify_model(
         files_read=stats.files_read,
         cache_hits=stats.cache_hits,
     )
+
+
+def _no_change_note(previous: list[dict[str, Any]]) -> str:
+    if not previous:
+        return "unknown (no earlier file list to compare with)"
+    return "none since the last recorded file list (the expected hash predates it)"
 
 
 def lock_model(

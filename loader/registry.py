@@ -629,6 +629,12 @@ def remove_entry(name: str, save: bool = True) -> None:
     """Drop a discovered-only entry (curated entries are edited by people)."""
     registry = default_registry()
     registry.get(name)
+    sources, _ = registry._ensure_composed()
+    if Sources.find(sources.curated, name) is not None:
+        raise RegistryWriteError(
+            f"{sources.curated.path}: entry {name!r}: curated entries are removed by "
+            "editing that file, not by tooling"
+        )
     del registry.entries[name]
     if save:
         registry.save()
