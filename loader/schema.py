@@ -112,6 +112,7 @@ class RegistryEntry(_Part):
     downloaded_at: str | None = None
     last_accessed: str | None = None
     metadata: AnyDict = Field(default_factory=dict)
+    profiles_placeholder: Any = None
 
     @property
     def served_id(self) -> str | None:

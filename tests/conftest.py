@@ -66,6 +66,17 @@ def folder_digest(folder: Path) -> dict[str, str]:
     }
 
 
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write(path: Path, data: bytes) -> Path:
+    """Write bytes, creating the folders on the way."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
 def read_json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
 

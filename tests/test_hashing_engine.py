@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -11,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import sha, write
 
 from loader.errors import EXIT_INTEGRITY, EXIT_USAGE, ArtifactError, BlobDigestMismatch
 from loader.hashing import (
@@ -26,16 +26,6 @@ from loader.hashing import (
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "real_artifacts.json"
 NO_OLLAMA = Path("/nonexistent-ollama-models")
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
 
 
 def resolve_folder(path: Path | str, name: str = "m") -> ArtifactSet:

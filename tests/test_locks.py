@@ -8,7 +8,6 @@ Hydra sweeps.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -18,22 +17,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import CLI, CURATED, DISCOVERED, SNAPSHOT, read_json, write_json
+from conftest import CLI, CURATED, DISCOVERED, SNAPSHOT, read_json, sha, write, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 # --- helpers ------------------------------------------------------------------
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
 
 
 def make_model(root: Path, seed: int = 0) -> Path:
