@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from .layers import Layer
     from .schema import RegistryEntry
 
+# Bump when the merge rules change: snapshots stamped under older rules are
+# then composed again instead of trusted.
+RULES_VERSION = 1
+
 CURATED = "curated"
 DISCOVERED = "discovered"
 DEFAULT = "default"

@@ -223,13 +223,13 @@ def load_config(overrides: Sequence[str] = ()) -> Config:
         return Config(raw, cached["resolved"])
     config = Config(raw)
     if config.fully_resolved:
-        _write_cache(cache_file, {"raw": raw, "env": env, "resolved": config.resolved})
+        write_cache_file(cache_file, {"raw": raw, "env": env, "resolved": config.resolved})
     return config
 
 
-def _write_cache(path: Path, data: dict[str, Any]) -> None:
-    # The cache only saves time; a read-only or full cache folder must not
-    # stop the command, so write failures are ignored on purpose.
+def write_cache_file(path: Path, data: Any) -> None:
+    """Store JSON in the user's cache, atomically, ignoring failures: a cache
+    only saves time, and a read-only or full cache folder must not stop a command."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

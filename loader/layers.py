@@ -116,17 +116,28 @@ def parse_layer(path: Path, raw: bytes) -> Layer:
     return Layer(path=path, entries=data, style=_sniff_style(text), has_interpolation="${" in text)
 
 
-def read_layer(path: Path) -> Layer:
-    """Read a layer file; a missing file is an empty layer."""
+def read_layer_bytes(path: Path) -> bytes | None:
+    """A layer file's bytes; None when it does not exist."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
-        return Layer(path=path, entries=[], style=JsonStyle(), exists=False)
+        return None
     except IsADirectoryError:
         raise RegistryLoadError(f"{path}: is a folder, expected a JSON file") from None
     except OSError as exc:
         raise RegistryLoadError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def layer_from_bytes(path: Path, raw: bytes | None) -> Layer:
+    """Parse bytes read earlier; None (no file) is an empty layer."""
+    if raw is None:
+        return Layer(path=path, entries=[], style=JsonStyle(), exists=False)
     return parse_layer(path, raw)
+
+
+def read_layer(path: Path) -> Layer:
+    """Read a layer file; a missing file is an empty layer."""
+    return layer_from_bytes(path, read_layer_bytes(path))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -13,7 +13,6 @@ import gc
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +30,11 @@ from .compose import (
     set_path,
     validate,
 )
-from .config import Config, cache_dir, load_config, registry_dir
+from .config import Config, load_config, registry_dir
 from .errors import RegistryLoadError, RegistryWriteError, UnknownModelError
-from .layers import Layer, atomic_write_text, parse_layer, read_layer, registry_lock
+from .layers import Layer, atomic_write_text, layer_from_bytes, read_layer_bytes, registry_lock
 from .schema import RegistryEntry, clean_served_model_id
+from .snapshot import LayerFiles, SnapshotStamps, Stat, stat_stamp
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -52,17 +52,6 @@ __all__ = [
     "use_registry",
 ]
 
-_Stamp = tuple[tuple[int, int, int] | None, ...]
-
-
-def _stat_stamp(path: Path) -> tuple[int, int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
-
-
 _ENTRY_LIST_ADAPTER = None
 
 
@@ -73,75 +62,6 @@ def _entry_list_adapter():
 
         _ENTRY_LIST_ADAPTER = TypeAdapter(list[RegistryEntry])
     return _ENTRY_LIST_ADAPTER
-
-
-class SnapshotStamps:
-    """When the snapshot may stand in for the layers.
-
-    After this process wrote (or confirmed) the snapshot as the composition of
-    the current layers, it records the three files' stats, keyed by folder, in
-    the user's cache. A later load whose stats all still match reads the
-    snapshot instead of merging. Any change to any file (stat differs) or to
-    the composition rules (fingerprint differs) sends loads back to the layers.
-    """
-
-    FORMAT = 1
-
-    def __init__(self, files: LayerFiles, dynamic: DynamicFields) -> None:
-        import hashlib
-        import json
-
-        self.files = files
-        key = hashlib.sha256(str(files.folder.resolve()).encode()).hexdigest()[:32]
-        self.path = cache_dir() / "snapshots" / f"{key}.json"
-        rules = [self.FORMAT, sorted(dynamic.exact), sorted(dynamic.prefixes)]
-        rules += [files.curated.name, files.discovered.name, files.snapshot.name]
-        self.fingerprint = hashlib.sha256(json.dumps(rules).encode()).hexdigest()[:32]
-
-    def current(self) -> tuple[Any, ...]:
-        files = self.files
-        return (
-            _stat_stamp(files.curated),
-            _stat_stamp(files.discovered),
-            _stat_stamp(files.snapshot),
-        )
-
-    def matches(self, stats: tuple[Any, ...]) -> bool:
-        import json
-
-        if stats[2] is None:
-            return False
-        try:
-            saved = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint:
-            return False
-        return [list(s) if s else None for s in stats] == saved.get("stats")
-
-    def record(self) -> None:
-        import json
-
-        data = {
-            "fingerprint": self.fingerprint,
-            "stats": [list(s) if s else None for s in self.current()],
-        }
-        # The stamp only saves time; failing to store it must not fail the command.
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data), encoding="utf-8")
-            os.replace(tmp, self.path)
-        except OSError:
-            pass
-
-
-@dataclass
-class LayerFiles:
-    folder: Path
-    curated: Path
-    discovered: Path
-    snapshot: Path
 
 
 class Registry:
@@ -173,7 +93,7 @@ class Registry:
         self._composed: Composed | None = None
         # What the entries were loaded from, to tell this process's changes apart.
         self._baseline: tuple[Any, ...] = ()
-        self._stamp: _Stamp | None = None
+        self._stamp: tuple[Stat | None, Stat | None] | None = None
 
     # --- reading -------------------------------------------------------------
 
@@ -193,7 +113,7 @@ class Registry:
         files = self.layer_files()
         if files != self.files:
             return True
-        return self._stamp != (_stat_stamp(files.curated), _stat_stamp(files.discovered))
+        return self._stamp != (stat_stamp(files.curated), stat_stamp(files.discovered))
 
     def load(self, *, full: bool = False) -> dict[str, RegistryEntry]:
         """Read, compose and validate the registry (always from disk).
@@ -235,9 +155,9 @@ class Registry:
         return True
 
     def _load_layers(self, files: LayerFiles) -> dict[str, RegistryEntry]:
-        stamp = (_stat_stamp(files.curated), _stat_stamp(files.discovered))
-        curated_bytes = _read_bytes(files.curated)
-        discovered_bytes = _read_bytes(files.discovered)
+        stamp = (stat_stamp(files.curated), stat_stamp(files.discovered))
+        curated_bytes = read_layer_bytes(files.curated)
+        discovered_bytes = read_layer_bytes(files.discovered)
         if curated_bytes is None and discovered_bytes is None:
             raise RegistryLoadError(
                 f"{files.folder}: no registry layers ({files.curated.name} or "
@@ -343,7 +263,7 @@ class Registry:
             return written
 
     def _layers_changed(self, files: LayerFiles) -> bool:
-        return (_stat_stamp(files.curated), _stat_stamp(files.discovered)) != self._stamp
+        return (stat_stamp(files.curated), stat_stamp(files.discovered)) != self._stamp
 
     def _record_stamps(self, files: LayerFiles, sources: Sources) -> None:
         # Never reloads: this runs under the registry lock.
@@ -367,7 +287,9 @@ class Registry:
         changes, removed = self._changes()
         files = self.files
         with registry_lock(files.folder):
-            fresh = _sources(files, _read_bytes(files.curated), _read_bytes(files.discovered))
+            fresh = _sources(
+                files, read_layer_bytes(files.curated), read_layer_bytes(files.discovered)
+            )
             disc = fresh.discovered
             curated_names = {e["name"] for e in fresh.curated.entries}
             for name in removed:
@@ -390,7 +312,7 @@ class Registry:
                 entries[index[name]] = entry
                 self._warn_if_masked(name, fields, fresh)
             text = disc.style.dumps(entries)
-            old_text = (_read_bytes(files.discovered) or b"").decode("utf-8", "replace")
+            old_text = (read_layer_bytes(files.discovered) or b"").decode("utf-8", "replace")
             changed = text != old_text
             if changed:
                 atomic_write_text(files.discovered, text)
@@ -546,23 +468,10 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-def _read_bytes(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except IsADirectoryError:
-        raise RegistryLoadError(f"{path}: is a folder, expected a JSON file") from None
-    except OSError as exc:
-        raise RegistryLoadError(f"{path}: cannot read: {exc.strerror}") from None
-
-
 def _sources(files: LayerFiles, curated: bytes | None, discovered: bytes | None) -> Sources:
-    def layer(path: Path, raw: bytes | None) -> Layer:
-        return read_layer(path) if raw is None else parse_layer(path, raw)
-
     return Sources(
-        curated=layer(files.curated, curated), discovered=layer(files.discovered, discovered)
+        curated=layer_from_bytes(files.curated, curated),
+        discovered=layer_from_bytes(files.discovered, discovered),
     )
 
 

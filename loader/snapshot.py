@@ -1,0 +1,76 @@
+"""The merged snapshot as a load cache: when may it stand in for the layers?"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .compose import RULES_VERSION, DynamicFields
+from .config import cache_dir, write_cache_file
+
+Stat = tuple[int, int, int, int]
+
+
+@dataclass
+class LayerFiles:
+    """Where one registry's three files are."""
+
+    folder: Path
+    curated: Path
+    discovered: Path
+    snapshot: Path
+
+
+def stat_stamp(path: Path) -> Stat | None:
+    """What changes whenever a file's content may have: (mtime, ctime, size, inode)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+class SnapshotStamps:
+    """When the snapshot may stand in for the layers.
+
+    After this process wrote (or confirmed) the snapshot as the composition of
+    the current layers, it records the three files' stats, keyed by folder, in
+    the user's cache. A later load whose stats all still match reads the
+    snapshot instead of merging. Any change to any file (stat differs) or to
+    the composition rules (fingerprint differs) sends loads back to the layers.
+    """
+
+    def __init__(self, files: LayerFiles, dynamic: DynamicFields) -> None:
+        self.files = files
+        key = hashlib.sha256(str(files.folder.resolve()).encode()).hexdigest()[:32]
+        self.path = cache_dir() / "snapshots" / f"{key}.json"
+        rules = [RULES_VERSION, sorted(dynamic.exact), sorted(dynamic.prefixes)]
+        rules += [files.curated.name, files.discovered.name, files.snapshot.name]
+        self.fingerprint = hashlib.sha256(json.dumps(rules).encode()).hexdigest()[:32]
+
+    def current(self) -> tuple[Any, ...]:
+        files = self.files
+        return (
+            stat_stamp(files.curated),
+            stat_stamp(files.discovered),
+            stat_stamp(files.snapshot),
+        )
+
+    def matches(self, stats: tuple[Any, ...]) -> bool:
+        if stats[2] is None:
+            return False
+        try:
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint:
+            return False
+        return [list(s) if s else None for s in stats] == saved.get("stats")
+
+    def record(self) -> None:
+        stats = [list(s) if s else None for s in self.current()]
+        write_cache_file(self.path, {"fingerprint": self.fingerprint, "stats": stats})
