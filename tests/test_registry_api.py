@@ -218,3 +218,17 @@ def test_entry_overrides_apply_to_this_process_only(real_registry):
     assert entry.backend_config.port == 9100 and entry.roles == ["x"]
     assert registry.save() is False
     assert folder_digest(real_registry) == before
+
+
+def test_the_package_exports_its_public_api_lazily():
+    import subprocess as sp
+
+    import loader
+
+    for name in loader.__all__:
+        assert getattr(loader, name) is not None, name
+    with pytest.raises(AttributeError):
+        loader.no_such_name  # noqa: B018
+    # importing the package alone does not pay for pydantic
+    probe = "import sys, loader; print('pydantic' in sys.modules)"
+    assert sp.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout == "False\n"
