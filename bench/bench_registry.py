@@ -11,6 +11,7 @@ most 12x the bare load, a 1,000-entry registry at most 4x, peak memory under
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -41,11 +42,14 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024
 
 
-def measure(label: str, folder: Path, runs: int, env: dict[str, str]) -> dict[str, float]:
-    layers = [
-        str(folder / "model_registry.curated.json"),
-        str(folder / "model_registry.discovered.json"),
-    ]
+def measure(
+    label: str, folder: Path, runs: int, env: dict[str, str], *, edit_layer: bool = False
+) -> dict[str, float]:
+    """``edit_layer``: change one value in the discovered layer before each
+    run (untimed), so every load is the first after an edit: it merges the
+    layers and rewrites the snapshot instead of reading the confirmed one."""
+    discovered = folder / "model_registry.discovered.json"
+    layers = [str(folder / "model_registry.curated.json"), str(discovered)]
     bare_cmd = [str(PYTHON), "-c", BARE, *layers]
     ours_cmd = [str(CLI), "list", f"registry.dir={folder}"]
     run_once(ours_cmd, env)  # warm: config cache, snapshot refresh, page cache
@@ -53,6 +57,10 @@ def measure(label: str, folder: Path, runs: int, env: dict[str, str]) -> dict[st
     bare, ours, rss = [], [], []
     for _ in range(runs):
         bare.append(run_once(bare_cmd, env)[0])
+        if edit_layer:
+            entries = json.loads(discovered.read_text(encoding="utf-8"))
+            entries[0]["performance"]["rolling_samples"] += 1
+            discovered.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
         seconds, peak = run_once(ours_cmd, env)
         ours.append(seconds)
         rss.append(peak)
@@ -94,10 +102,16 @@ def main() -> None:
         print(f"median of {args.runs} interleaved runs; interpreter {PYTHON}")
         real = measure("real fixture (16)", fixture, args.runs, env)
         big = measure(f"generated ({args.entries})", generated, args.runs, env)
+        edited = measure("  after a layer edit", generated, args.runs, env, edit_layer=True)
     print(
         f"targets: fixture <= 12x: {'ok' if real['ratio'] <= 12 else 'MISSED'}; "
         f"{args.entries} entries <= 4x: {'ok' if big['ratio'] <= 4 else 'MISSED'}; "
         f"peak < 118 MiB: {'ok' if big['peak_mib'] < 118 else 'MISSED'}"
+    )
+    print(
+        f"first list after a layer edit (layers merged, snapshot rewritten): "
+        f"{edited['ratio']:.2f}x, "
+        f"peak {edited['peak_mib']:.1f} MiB"
     )
 
 

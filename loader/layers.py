@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,24 @@ class JsonStyle:
     trailing_newline: bool = True
 
     def dumps(self, data: Any) -> str:
-        text = json.dumps(data, indent=self.indent, ensure_ascii=self.ensure_ascii)
-        return text + "\n" if self.trailing_newline else text
+        return b"".join(self.pieces(data)).decode("utf-8")
+
+    def pieces(self, data: Any, size: int = 1 << 20) -> Iterator[bytes]:
+        """The encoded file in ~1 MiB pieces, so a large registry is never one
+        string plus a million-item list of fragments in memory."""
+        encoder = json.JSONEncoder(indent=self.indent, ensure_ascii=self.ensure_ascii)
+        batch: list[str] = []
+        length = 0
+        for chunk in encoder.iterencode(data):
+            batch.append(chunk)
+            length += len(chunk)
+            if length >= size:
+                yield "".join(batch).encode("utf-8")
+                batch, length = [], 0
+        if self.trailing_newline:
+            batch.append("\n")
+        if batch:
+            yield "".join(batch).encode("utf-8")
 
 
 @dataclass
@@ -159,12 +175,56 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """``atomic_write_bytes`` of UTF-8 text, failing as ``RegistryWriteError``."""
+def file_holds(path: Path, pieces: Iterable[bytes]) -> bool:
+    """True when ``path``'s bytes are exactly the concatenated ``pieces``."""
     try:
-        atomic_write_bytes(path, text.encode("utf-8"))
+        current = open(path, "rb")  # noqa: SIM115 (closed below)
+    except OSError:
+        return False
+    with current:
+        for piece in pieces:
+            if current.read(len(piece)) != piece:
+                return False
+        return current.read(1) == b""
+
+
+def write_if_changed(path: Path, pieces: Iterable[bytes]) -> bool:
+    """Atomically replace ``path`` with ``pieces`` unless it already holds them.
+
+    One pass: the pieces go to a temp file while being compared with the
+    current file; the temp file is dropped when they match. Returns True when
+    the file was replaced; failures raise ``RegistryWriteError``.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        try:
+            current = open(path, "rb")  # noqa: SIM115 (closed below)
+        except FileNotFoundError:
+            current = None
+        try:
+            same = current is not None
+            with open(tmp, "wb") as out:
+                for piece in pieces:
+                    out.write(piece)
+                    if same and current.read(len(piece)) != piece:
+                        same = False
+                if same and current.read(1) == b"":
+                    tmp.unlink()
+                    return False
+                out.flush()
+                os.fsync(out.fileno())
+        finally:
+            if current is not None:
+                current.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        os.replace(tmp, path)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         raise RegistryWriteError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    _fsync_dir(path.parent)
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

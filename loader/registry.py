@@ -32,7 +32,14 @@ from .compose import (
 )
 from .config import Config, load_config, registry_dir
 from .errors import RegistryLoadError, RegistryWriteError, UnknownModelError
-from .layers import Layer, atomic_write_text, layer_from_bytes, read_layer_bytes, registry_lock
+from .layers import (
+    Layer,
+    file_holds,
+    layer_from_bytes,
+    read_layer_bytes,
+    registry_lock,
+    write_if_changed,
+)
 from .schema import RegistryEntry, clean_served_model_id
 from .snapshot import LayerFiles, SnapshotStamps, Stat, stat_stamp
 
@@ -228,13 +235,16 @@ class Registry:
 
     # --- the merged snapshot -------------------------------------------------
 
-    def snapshot_text(self) -> str:
-        """The snapshot's content for the layers as loaded (no overrides)."""
+    def snapshot_pieces(self) -> Iterator[bytes]:
+        """The snapshot's bytes for the layers as loaded (no overrides)."""
         sources, composed = self._ensure_composed()
         if composed.overridden:
             composed, _ = self._compose(sources, with_overrides=False)
         style = sources.discovered.style if sources.discovered.exists else sources.curated.style
-        return style.dumps([composed.merged[name] for name in composed.order])
+        return style.pieces([composed.merged[name] for name in composed.order])
+
+    def snapshot_text(self) -> str:
+        return b"".join(self.snapshot_pieces()).decode("utf-8")
 
     def write_snapshot(self, *, only_if_layers_unchanged: bool = False) -> bool:
         """Write ``model_registry.json`` if its content would change.
@@ -245,20 +255,17 @@ class Registry:
         sources, _ = self._ensure_composed()
         files = self.files
         assert files is not None
-        text = self.snapshot_text()
         if not os.access(files.folder, os.W_OK):
             # A read-only registry (a shared or mounted copy): nothing can be
             # written, but a snapshot that is already right can still serve.
-            if _read_text(files.snapshot) != text:
+            if not file_holds(files.snapshot, self.snapshot_pieces()):
                 raise RegistryWriteError(f"{files.snapshot}: folder is read-only")
             self._record_stamps(files, sources)
             return False
         with registry_lock(files.folder):
             if only_if_layers_unchanged and self._layers_changed(files):
                 return False  # another writer got there first; it refreshes the snapshot
-            written = _read_text(files.snapshot) != text
-            if written:
-                atomic_write_text(files.snapshot, text)
+            written = write_if_changed(files.snapshot, self.snapshot_pieces())
             self._record_stamps(files, sources)
             return written
 
@@ -311,11 +318,7 @@ class Registry:
                     entry = set_path(entry, path, value)
                 entries[index[name]] = entry
                 self._warn_if_masked(name, fields, fresh)
-            text = disc.style.dumps(entries)
-            old_text = (read_layer_bytes(files.discovered) or b"").decode("utf-8", "replace")
-            changed = text != old_text
-            if changed:
-                atomic_write_text(files.discovered, text)
+            changed = write_if_changed(files.discovered, disc.style.pieces(entries))
         kept = dict(self.entries)
         self.load(full=True)
         # Callers keep using the entry objects they hold: reuse each one whose
@@ -379,9 +382,8 @@ class Registry:
 
     def explain(self, name: str) -> dict[str, Any]:
         """Every resolved field of an entry with the layer it came from."""
-        self.get(name)
-        sources, composed = self._ensure_composed()
-        entry = self.entries[name]
+        sources, composed = self._ensure_composed()  # provenance needs the layers
+        entry = self.get(name)
         prov = sources.provenance(name, self.dynamic)
         interpolated = composed.interpolated.get(name, {})
         overridden = composed.overridden.get(name, {})
@@ -459,13 +461,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
 
 
 def _sources(files: LayerFiles, curated: bytes | None, discovered: bytes | None) -> Sources:
