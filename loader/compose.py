@@ -122,12 +122,6 @@ def _note(provenance: dict[Path_, str] | None, path: Path_, layer: str) -> None:
         provenance[path] = layer
 
 
-def get_path(data: Any, path: Path_) -> Any:
-    for key in path:
-        data = data[key]
-    return data
-
-
 def set_path(data: dict[str, Any], path: Path_, value: Any) -> dict[str, Any]:
     """A copy of ``data`` with ``path`` set; copies only the dicts on the path."""
     out = dict(data)

@@ -63,9 +63,6 @@ class Layer:
     # Lets a load skip walking every value when no ``${`` is in the file.
     has_interpolation: bool = False
 
-    def index_of(self) -> dict[str, int]:
-        return {entry["name"]: i for i, entry in enumerate(self.entries)}
-
 
 def _sniff_style(text: str) -> JsonStyle:
     # Index arithmetic only: slicing a multi-MB text would copy it.
@@ -149,11 +146,6 @@ def layer_from_bytes(path: Path, raw: bytes | None) -> Layer:
     if raw is None:
         return Layer(path=path, entries=[], style=JsonStyle(), exists=False)
     return parse_layer(path, raw)
-
-
-def read_layer(path: Path) -> Layer:
-    """Read a layer file; a missing file is an empty layer."""
-    return layer_from_bytes(path, read_layer_bytes(path))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
