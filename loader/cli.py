@@ -255,9 +255,12 @@ def run(argv: Sequence[str]) -> int:
     from .operations import OPERATIONS
     from .registry import Registry, use_registry
 
-    registry = Registry(
-        load_config(overrides), entry_overrides=args.entry_overrides, defer_snapshot_refresh=True
-    )
+    config = load_config(overrides)
+    for key in OPERATIONS[args.command].arguments:
+        # `select name=...` as a config override means the same as the positional
+        if key not in arguments and config.get(key) not in (None, False, []):
+            arguments[key] = config.get(key)
+    registry = Registry(config, entry_overrides=args.entry_overrides, defer_snapshot_refresh=True)
     use_registry(registry)
     code = emit(args.command, OPERATIONS[args.command].call(registry, arguments))
     registry.flush_snapshot()  # only after success: a refused command changes no file

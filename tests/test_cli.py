@@ -661,3 +661,11 @@ def test_a_reader_that_stops_early_gets_no_traceback_on_stderr(tmp_path, sweep):
     stderr = proc.stderr.read().decode()
     proc.wait(timeout=60)
     assert "Traceback" not in stderr, stderr
+
+
+def test_a_name_given_as_a_config_override_works_like_the_positional(demo_registry):
+    name = "qwen3_8b_(Q4_K_M)"
+    positional = run_cli("select", name, f"registry.dir={demo_registry}")
+    override = run_cli("select", f"name='{name}'", f"registry.dir={demo_registry}")
+    assert positional.returncode == 0 and override.returncode == 0, override.stderr
+    assert override.json() == positional.json()
