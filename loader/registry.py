@@ -133,7 +133,10 @@ class Registry:
         with _gc_paused():
             files = self.layer_files()
             if not files.folder.is_dir():
-                raise RegistryLoadError(f"{files.folder}: registry folder not found")
+                raise RegistryLoadError(
+                    f"{files.folder.absolute()}: registry folder not found "
+                    "(set registry.dir=PATH or IMAGEWORKS_REGISTRY_DIR)"
+                )
             if not full and not self.entry_override_texts and self._load_snapshot(files):
                 return self.entries
             return self._load_layers(files)
