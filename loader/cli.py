@@ -27,8 +27,7 @@ Overrides (after the command's own arguments, any number):
   --set NAME.FIELD=VALUE     override one entry's field for this run only
                              (never saved). NAME is matched against the
                              registry's names, longest first, so names with
-                             dots and parentheses work unquoted by the shell
-                             rule below; FIELD may be nested
+                             dots and parentheses work; FIELD may be nested
                              (backend_config.port). VALUE is JSON if it
                              parses (9000, true, ["a"]), else text.
                              Quote the whole word for the shell:
