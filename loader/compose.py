@@ -265,10 +265,12 @@ class Sources:
 
     def locate(self, name: str, layer: str) -> str:
         """``FILE: entry 'NAME' (index I)`` for the layer that holds the entry."""
-        chosen = self.curated if layer == CURATED else self.discovered
-        if layer not in (CURATED, DISCOVERED):
-            chosen = self.discovered if self.find(self.discovered, name) is not None else None
-            chosen = chosen or self.curated
+        if layer == CURATED:
+            chosen = self.curated
+        elif layer == DISCOVERED or self.find(self.discovered, name) is not None:
+            chosen = self.discovered  # a default or override: name the entry's file
+        else:
+            chosen = self.curated
         index = self.find(chosen, name)
         where = f" (index {index})" if index is not None else ""
         return f"{chosen.path}: entry {name!r}{where}"
@@ -282,9 +284,13 @@ class Sources:
 
     def provenance(self, name: str, dynamic: DynamicFields) -> dict[Path_, str]:
         prov: dict[Path_, str] = {}
-        cur = next((e for e in self.curated.entries if e["name"] == name), None)
-        disc = next((e for e in self.discovered.entries if e["name"] == name), None)
-        merge_entry(cur, disc, dynamic, prov)
+        cur, disc = self.find(self.curated, name), self.find(self.discovered, name)
+        merge_entry(
+            None if cur is None else self.curated.entries[cur],
+            None if disc is None else self.discovered.entries[disc],
+            dynamic,
+            prov,
+        )
         return prov
 
 
