@@ -77,6 +77,19 @@ def write(path: Path, data: bytes) -> Path:
     return path
 
 
+def json_stream(text: str) -> list:
+    """Every JSON document printed one after another (a Hydra sweep prints one per job)."""
+    decoder = json.JSONDecoder()
+    documents, pos = [], 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos == len(text):
+            return documents
+        document, pos = decoder.raw_decode(text, pos)
+        documents.append(document)
+
+
 def read_json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
 

@@ -17,6 +17,7 @@ from conftest import (
     SNAPSHOT,
     copy_registry,
     folder_digest,
+    json_stream,
     read_json,
     run_cli,
     write_json,
@@ -50,19 +51,6 @@ def succeeded(result) -> object:
     assert result.returncode == 0, result.stderr
     assert result.stderr == "", result.stderr
     return result.json()
-
-
-def json_stream(text: str) -> list:
-    """Every JSON document printed one after another (a Hydra sweep prints one per job)."""
-    decoder = json.JSONDecoder()
-    documents, pos = [], 0
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos == len(text):
-            return documents
-        document, pos = decoder.raw_decode(text, pos)
-        documents.append(document)
 
 
 def discovered_aggregates(folder: Path) -> dict[str, str]:

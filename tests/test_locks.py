@@ -17,7 +17,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import CLI, CURATED, DISCOVERED, SNAPSHOT, read_json, sha, write, write_json
+from conftest import (
+    CLI,
+    CURATED,
+    DISCOVERED,
+    SNAPSHOT,
+    json_stream,
+    read_json,
+    sha,
+    write,
+    write_json,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,19 +118,6 @@ def assert_recent_timestamp(text: str) -> None:
 def assert_clean_error(stderr: str) -> None:
     assert "Traceback" not in stderr, stderr
     assert stderr.strip(), "an error must say something on stderr"
-
-
-def json_docs(text: str) -> list:
-    """Every JSON document printed one after another (a sweep prints one per job)."""
-    decoder = json.JSONDecoder()
-    docs, i = [], 0
-    while True:
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if i >= len(text):
-            return docs
-        doc, i = decoder.raw_decode(text, i)
-        docs.append(doc)
 
 
 @pytest.fixture
@@ -791,7 +788,7 @@ def test_sweep_verifies_each_name_and_exits_2_if_any_is_violated(tmp_path, run):
     r = run(reg, "verify", "-m", sweep)
 
     assert r.returncode == 0, r.stderr
-    printed = {doc["name"]: doc for doc in json_docs(r.stdout)}
+    printed = {doc["name"]: doc for doc in json_stream(r.stdout)}
     assert set(printed) == set(models)
     for name, path in models.items():
         assert printed[name]["aggregate_sha256"] == folder_aggregate(path)
