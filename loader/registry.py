@@ -179,7 +179,10 @@ class Registry:
         self._sources, self._composed = sources, composed
         self._replace_entries(entries)
         self._baseline = ("layers", curated_bytes, discovered_bytes)
-        if self.cfg.get("registry.refresh_snapshot_on_load"):
+        confirmed = SnapshotStamps(files, self.dynamic).matches(
+            (*stamp, stat_stamp(files.snapshot))
+        )
+        if self.cfg.get("registry.refresh_snapshot_on_load") and not confirmed:
             self._snapshot_pending = True
             if not self.defer_snapshot_refresh:
                 self.flush_snapshot()
@@ -189,7 +192,6 @@ class Registry:
         """Refresh a snapshot that the last load found out of date."""
         if not self._snapshot_pending or self._sources is None:
             return
-        self._snapshot_pending = False
         try:
             self.write_snapshot(only_if_layers_unchanged=True)
         except RegistryWriteError as exc:
@@ -258,6 +260,7 @@ class Registry:
         sources, _ = self._ensure_composed()
         files = self.files
         assert files is not None
+        self._snapshot_pending = False  # whatever happens next, this load's refresh is done
         if not os.access(files.folder, os.W_OK):
             # A read-only registry (a shared or mounted copy): nothing can be
             # written, but a snapshot that is already right can still serve.
@@ -330,8 +333,9 @@ class Registry:
             fresh = self.entries.get(name)
             if fresh is not None and fresh.model_dump() == entry.model_dump():
                 self.entries[name] = entry
-        if changed:
-            self.write_snapshot()
+        # The reload found the snapshot stale (or refreshed it already, when not
+        # deferring); a save has succeeded, so refresh it now in either case.
+        self.flush_snapshot()
         return changed
 
     def _changes(self) -> tuple[dict[str, list[tuple[tuple[str, ...], Any]]], set[str]]:
@@ -368,8 +372,7 @@ class Registry:
     def _warn_if_masked(
         self, name: str, fields: list[tuple[tuple[str, ...], Any]], sources: Sources
     ) -> None:
-        curated = next((e for e in sources.curated.entries if e["name"] == name), None)
-        if curated is None:
+        if Sources.find(sources.curated, name) is None:
             return
         prov = sources.provenance(name, self.dynamic)
         for path, _ in fields:
