@@ -36,7 +36,7 @@ def check_override_grammar(hydra_args: Sequence[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    from .config import compose_with_hydra
+    from .config import compose_with_hydra, hydra_reason
 
     words = [w for w in hydra_args if not w.startswith("-") and "=" in w]
     parser = OverridesParser.create()
@@ -45,9 +45,7 @@ def check_override_grammar(hydra_args: Sequence[str]) -> None:
         try:
             (override,) = parser.parse_overrides([word])
         except HydraException as exc:
-            detail = str(exc).strip().splitlines()
-            reason = next((line for line in detail if line.strip()), type(exc).__name__)
-            raise OverrideError(f"config override {word!r}: {reason}") from None
+            raise OverrideError(f"config override {word!r}: {hydra_reason(exc)}") from None
         if not override.is_sweep_override() and not override.is_hydra_override():
             plain.append(word)
     compose_with_hydra(plain)  # unknown keys and bad values, also in one line

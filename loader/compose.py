@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .config import omegaconf_reason
 from .errors import EntryValidationError, InterpolationError, OverrideError
 
 if TYPE_CHECKING:
@@ -224,10 +225,7 @@ class Interpolator:
         try:
             return self._cfg[self._SLOT]
         except OmegaConfBaseException as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if "Recursive interpolation" in message:
-                message = "resolves in a loop"
-            raise ValueError(message) from None
+            raise ValueError(omegaconf_reason(exc)) from None
 
 
 def set_in(data: dict[str, Any], path: Path_, value: Any) -> dict[str, Any]:

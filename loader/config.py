@@ -3,7 +3,8 @@
 Importing Hydra and composing costs about 0.3 s here, more than a whole
 ``list`` may take. Hydra's result (unresolved, so ``oc.env`` stays live) is
 therefore cached as JSON keyed by the conf files' stats and the overrides;
-only a miss pays for Hydra. Resolution always happens in this process.
+only a miss pays for Hydra. Resolved values are cached beside it with the
+environment variables they read, so a warm start needs no OmegaConf either.
 """
 
 from __future__ import annotations
@@ -70,14 +71,7 @@ def compose_with_hydra(overrides: Sequence[str]) -> dict[str, Any]:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
             cfg = compose(CONFIG_NAME, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
-        text = str(exc).split("Config search path")[0]  # Hydra appends its search path
-        text = re.sub(r":\s*\n\s+", ": ", text)  # "options:\n\tci\n\tdefault" on one line
-        text = re.sub(r"\n[ \t]+", ", ", text)
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        lines = [line for line in lines if not line.startswith("See https://")]
-        punctuated = [line if line.endswith((".", ":", ";")) else line + ";" for line in lines]
-        reason = " ".join(punctuated).rstrip(";") or type(exc).__name__
-        raise OverrideError(f"config override: {reason}") from None
+        raise OverrideError(f"config override: {hydra_reason(exc)}") from None
     data = OmegaConf.to_container(cfg, resolve=False)
     data.pop("hydra", None)
     return data
@@ -158,10 +152,22 @@ def _has_unresolved(node: Any) -> bool:
     return _first_unresolved(node) is not None
 
 
-def _one_line(exc: Exception) -> str:
+def omegaconf_reason(exc: Exception) -> str:
+    """An OmegaConf error as one short line (it appends full_key/object_type lines)."""
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
-    return "interpolation loops" if "Recursive interpolation" in first else first
+    return "resolves in a loop" if "Recursive interpolation" in first else first
+
+
+def hydra_reason(exc: Exception) -> str:
+    """A Hydra error as one line, without its config search path and doc links."""
+    text = str(exc).split("Config search path")[0]
+    text = re.sub(r":\s*\n\s+", ": ", text)  # "options:\n\tci\n\tdefault" on one line
+    text = re.sub(r"\n[ \t]+", ", ", text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("See https://")]
+    punctuated = [line if line.endswith((".", ":", ";")) else line + ";" for line in lines]
+    return " ".join(punctuated).rstrip(";") or type(exc).__name__
 
 
 def resolve_all(cfg: DictConfig) -> dict[str, Any]:
@@ -186,7 +192,7 @@ def resolve_all(cfg: DictConfig) -> dict[str, Any]:
                 else:
                     result[key] = value
             except OmegaConfBaseException as exc:
-                result[key] = _Unresolved(_one_line(exc))
+                result[key] = _Unresolved(omegaconf_reason(exc))
         return result
 
     return walk(cfg)
