@@ -99,21 +99,20 @@ def verify_op(
     """Recompute an entry's artifact hashes and enforce its version lock."""
     from .locks import verify_all, verify_model
 
-    if all or not name:
-        if not all:
-            raise OverrideError("verify: give a model NAME or --all")
-        results, worst = verify_all(registry, sorted(registry.ensure_loaded()), rehash=rehash)
+    if not all and not name:
+        raise OverrideError("verify: give a model NAME or --all")
+    if not all:
+        result = verify_model(registry.get(name), registry=registry, rehash=rehash)
         registry.save()
-        failed = [r for r in results if "error" in r]
-        if not failed:
-            return results
-        lines = [f"{r['name']}: {r['error']}" for r in failed]
-        lines.append(f"{len(failed)} of {len(results)} models failed verification")
-        return Outcome(results, worst, "\n".join(lines))
-    entry = registry.get(name)
-    result = verify_model(entry, registry=registry, rehash=rehash)
-    registry.save()
-    return result.to_json()
+        return result.to_json()
+    results, worst = verify_all(registry, sorted(registry.ensure_loaded()), rehash=rehash)
+    registry.save()  # record every entry that verified, even when others failed
+    failed = [r for r in results if "error" in r]
+    if not failed:
+        return results
+    lines = [f"{r['name']}: {r['error']}" for r in failed]
+    lines.append(f"{len(failed)} of {len(results)} models failed verification")
+    return Outcome(results, worst, "\n".join(lines))
 
 
 def lock_op(registry: Registry, name: str, set_expected: bool = False) -> dict[str, Any]:
