@@ -123,13 +123,20 @@ def _note(provenance: dict[Path_, str] | None, path: Path_, layer: str) -> None:
         provenance[path] = layer
 
 
-def set_path(data: dict[str, Any], path: Path_, value: Any) -> dict[str, Any]:
-    """A copy of ``data`` with ``path`` set; copies only the dicts on the path."""
-    out = dict(data)
+def set_path(data: Any, path: Path_, value: Any) -> Any:
+    """A copy of ``data`` with ``path`` set, copying only the containers on the
+    path. A list step takes a numeric part; a missing step becomes a dict."""
     head, *rest = path
+    if isinstance(data, list):
+        out_list = list(data)
+        index = int(head)
+        out_list[index] = set_path(out_list[index], tuple(rest), value) if rest else value
+        return out_list
+    out = dict(data) if isinstance(data, dict) else {}
     if rest:
         child = out.get(head)
-        out[head] = set_path(child if isinstance(child, dict) else {}, tuple(rest), value)
+        child = child if isinstance(child, dict | list) else {}
+        out[head] = set_path(child, tuple(rest), value)
     else:
         out[head] = value
     return out
@@ -228,19 +235,6 @@ class Interpolator:
             raise ValueError(omegaconf_reason(exc)) from None
 
 
-def set_in(data: dict[str, Any], path: Path_, value: Any) -> dict[str, Any]:
-    """Like ``set_path`` but also walks into lists (index path parts)."""
-    head, *rest = path
-    if isinstance(data, list):
-        out_list = list(data)
-        index = int(head)
-        out_list[index] = set_in(out_list[index], tuple(rest), value) if rest else value
-        return out_list  # type: ignore[return-value]
-    out = dict(data)
-    out[head] = set_in(out[head], tuple(rest), value) if rest else value
-    return out
-
-
 # --- composing a registry ---------------------------------------------------------
 
 
@@ -328,7 +322,7 @@ def _resolve_all(
                 raise InterpolationError(
                     f"{where}: {'.'.join(path)}: interpolation {text!r}: {exc}"
                 ) from None
-            entry = set_in(entry, path, value)
+            entry = set_path(entry, path, value)
             result.interpolated.setdefault(name, {})[path] = text
         result.merged[name] = entry
 
