@@ -198,6 +198,11 @@ class Registry:
             # A read-only registry is still readable; say why its snapshot is old.
             print(f"warning: snapshot not refreshed: {exc}", file=sys.stderr)
 
+    def discard_snapshot_refresh(self) -> None:
+        """Forget that the last load found the snapshot stale (a dry run must
+        not write even that)."""
+        self._snapshot_pending = False
+
     def _replace_entries(self, fresh: dict[str, RegistryEntry]) -> None:
         # In place, so a caller's ``entries = load_registry()`` stays current.
         self.entries.clear()
