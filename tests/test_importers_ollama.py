@@ -241,6 +241,9 @@ def test_the_real_registrys_two_names_for_one_tag_are_both_updated_and_no_third_
         assert entries[name]["display_name"] == name.replace("_", " ")
         assert entries[name]["family"] == "qwen3-8b"
     assert (real_registry / CURATED).read_bytes() == curated
+    # The curated copies hold null there ("no opinion"): nothing is masked.
+    assert entries["qwen3_8b_(Q4_K_M)"]["metadata"]["ollama_context_length"] == 40960
+    assert "masked" not in result.stderr
 
 
 def test_curated_precedence_still_applies_after_an_import(ollama, real_registry):

@@ -258,7 +258,7 @@ def _import_folders(
         if name:
             fields["display_name"] = display_name(name)
         candidates.append(
-            checked(Candidate(f"model folder {os.path.abspath(folder)}", new_name, fields, matches))
+            checked(Candidate("model folder", os.path.abspath(folder), new_name, fields, matches))
         )
     plan = plan_import(registry, source, candidates, _refresh(registry))
     return plan, cache

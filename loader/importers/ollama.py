@@ -280,7 +280,7 @@ def import_ollama(
             fields["artifacts"] = artifacts
         if matches:
             fields.pop("display_name")  # each existing entry keeps its own
-        candidates.append(checked(Candidate(f"Ollama model {tag!r}", name, fields, matches)))
+        candidates.append(checked(Candidate("Ollama model", tag, name, fields, matches)))
 
     refresh = FieldPatterns(
         [
@@ -295,7 +295,7 @@ def import_ollama(
             plan.missing.append(
                 missing_change(
                     entries[name],
-                    f"Ollama model {tag!r}",
+                    tag,
                     MISSING_MARK,
                     now,
                     f"not served by {base}; kept, and marked",

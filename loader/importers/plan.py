@@ -49,10 +49,15 @@ class FieldPatterns:
 class Candidate:
     """One model as a source describes it."""
 
+    kind: str  # "Ollama model", "model folder"
     model: str  # how the source names it: an Ollama tag, a folder
     name: str  # the name a new entry gets
     fields: dict[str, Any]  # entry fields, without "name"
     matches: list[str] = field(default_factory=list)  # entries that are this model
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.model!r}"
 
 
 @dataclass
@@ -164,15 +169,15 @@ def plan_import(
             name = candidate.name
             if name in entries:
                 raise ImporterError(
-                    f"{candidate.model}: its name {name!r} is already taken by a different "
+                    f"{candidate.label}: its name {name!r} is already taken by a different "
                     f"model (entry {name!r}: {describe(entries[name])})"
                 )
             if name in claimed:
                 raise ImporterError(
-                    f"{candidate.model}: its name {name!r} is also the name of "
+                    f"{candidate.label}: its name {name!r} is also the name of "
                     f"{claimed[name]}; name one of them explicitly"
                 )
-            claimed[name] = candidate.model
+            claimed[name] = candidate.label
             fields = drop_none(candidate.fields)
             plan.new_entries[name] = fields
             plan.added.append(
@@ -229,5 +234,5 @@ def checked(candidate: Candidate) -> Candidate:
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"])
-        raise ImporterError(f"{candidate.model}: malformed data: {where}: {error['msg']}") from None
+        raise ImporterError(f"{candidate.label}: malformed data: {where}: {error['msg']}") from None
     return candidate
