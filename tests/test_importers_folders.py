@@ -103,6 +103,8 @@ def test_a_recorded_folder_updates_its_entry_and_never_adds_a_second(registry, w
     name = FORMATS["gptq"][2]
     assert run(registry, "import-dir", str(folder)).returncode == 0
     write(folder / "model.safetensors", b"g" * 1000)  # re-downloaded, larger
+    config = json.loads((folder / "config.json").read_text())
+    write(folder / "config.json", json.dumps({**config, "max_position_embeddings": 65536}).encode())
     # the same folder reached through a symlink is the same folder
     link = weights.parent / "link-to-model"
     link.symlink_to(folder)
@@ -113,9 +115,10 @@ def test_a_recorded_folder_updates_its_entry_and_never_adds_a_second(registry, w
     [updated] = report["updated"]
     assert updated["name"] == name
     fields = {c["field"] for c in updated["changes"]}
-    assert "download_size_bytes" in fields
+    assert {"download_size_bytes", "metadata.context_length"} <= fields
     assert "backend_config.model_path" not in fields  # static and set: left alone
     assert list(entries_of(registry)) == [name]
+    assert entries_of(registry)[name]["metadata"]["context_length"] == 65536
 
 
 def test_name_and_a_name_taken_by_a_different_model(registry, weights):
