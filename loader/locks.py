@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RegistryError, VersionLockViolation
-from .hashing import HashCache, HashStats, aggregate_sha256, changed_files, hash_files
+from .hashing import ArtifactSet, HashCache, HashStats, aggregate_sha256, changed_files, hash_files
 from .hashing import resolve_artifact_set as _resolve
 from .registry import Registry, default_registry
 from .schema import ArtifactFile, RegistryEntry
@@ -64,7 +64,7 @@ def hash_cache_for(registry: Registry) -> HashCache:
 
 def hash_artifacts(
     registry: Registry,
-    artifact_set,
+    artifact_set: ArtifactSet,
     *,
     cache: HashCache | None,
     rehash: bool = False,

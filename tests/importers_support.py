@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import sha, write
+from tests.conftest import CURATED, sha, write
 
 SERVER = Path(__file__).resolve().parent / "servers" / "ollama_api.py"
 
@@ -78,6 +78,23 @@ EMBED = {
     "model_info": {"general.architecture": "nomic-bert", "nomic-bert.context_length": 2048},
     "template": "",
 }
+
+
+def empty_registry_folder(parent: Path) -> Path:
+    """A registry folder whose only layer is an empty curated file."""
+    return write(parent / "registry" / CURATED, b"[]\n").parent
+
+
+def run_loader(registry: Path, *words: str, env: dict[str, str] | None = None):
+    """``python -m loader WORDS registry.dir=REGISTRY`` as a real process;
+    ``env`` is its whole environment (default: this one)."""
+    return subprocess.run(
+        [sys.executable, "-m", "loader", *words, f"registry.dir={registry}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def model(base: dict, **changes) -> dict:
@@ -154,142 +171,127 @@ def ollama_models_folder(root: Path, tag: str, blobs: list[bytes]) -> dict[str, 
 # --- model folders ------------------------------------------------------------
 
 TEXT_CONFIG = {"hidden_size": 3584, "num_hidden_layers": 28, "max_position_embeddings": 32768}
+TEMPLATE = "{% for message in messages %}{{ message.content }}{% endfor %}"
 
-
-def _config(**fields) -> bytes:
-    return json.dumps({**fields}, indent=2).encode()
+# kind: (folder below the root, config.json or None, other files). The configs
+# have the shapes real checkpoints ship (architectures, quantization_config …).
+MODEL_FOLDERS: dict[str, tuple[str, dict | None, dict[str, bytes]]] = {
+    "safetensors": (
+        "meta-llama/Llama-3.1-8B-Instruct",
+        {
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "torch_dtype": "bfloat16",
+            "max_position_embeddings": 131072,
+            "hidden_size": 4096,
+        },
+        {
+            "tokenizer_config.json": json.dumps({"chat_template": TEMPLATE}).encode(),
+            "model-00001-of-00002.safetensors": b"\0" * 300,
+            "model-00002-of-00002.safetensors": b"\1" * 200,
+            "model.safetensors.index.json": b'{"weight_map": {}}',
+        },
+    ),
+    "awq": (
+        "Qwen/Qwen2.5-VL-7B-Instruct-AWQ",
+        {
+            "architectures": ["Qwen2_5_VLForConditionalGeneration"],
+            "model_type": "qwen2_5_vl",
+            "torch_dtype": "float16",
+            "max_position_embeddings": 128000,
+            "quantization_config": {
+                "bits": 4,
+                "group_size": 128,
+                "quant_method": "awq",
+                "version": "gemm",
+                "zero_point": True,
+            },
+            "vision_config": {"depth": 32, "hidden_size": 1280, "patch_size": 14},
+        },
+        {
+            "chat_template.json": json.dumps({"chat_template": TEMPLATE}).encode(),
+            "model-00001-of-00002.safetensors": b"a" * 400,
+            "model-00002-of-00002.safetensors": b"b" * 100,
+            "preprocessor_config.json": b'{"image_processor_type": "Qwen2VLImageProcessor"}',
+        },
+    ),
+    "gptq": (
+        "TheBloke/Mistral-7B-Instruct-v0.2-GPTQ",
+        {
+            "architectures": ["MistralForCausalLM"],
+            "model_type": "mistral",
+            "torch_dtype": "float16",
+            "max_position_embeddings": 32768,
+            "quantization_config": {
+                "bits": 4,
+                "group_size": 128,
+                "desc_act": True,
+                "quant_method": "gptq",
+                "damp_percent": 0.1,
+            },
+        },
+        {"model.safetensors": b"g" * 256},
+    ),
+    "fp8": (
+        "Qwen/Qwen3-VL-8B-Instruct-FP8",
+        {
+            "architectures": ["Qwen3VLForConditionalGeneration"],
+            "model_type": "qwen3_vl",
+            "text_config": {
+                **TEXT_CONFIG,
+                "torch_dtype": "bfloat16",
+                "max_position_embeddings": 262144,
+            },
+            "quantization_config": {
+                "activation_scheme": "dynamic",
+                "fmt": "e4m3",
+                "quant_method": "fp8",
+                "weight_block_size": [128, 128],
+            },
+        },
+        {"chat_template.jinja": TEMPLATE.encode(), "model.safetensors": b"f" * 128},
+    ),
+    "bnb": (
+        "unsloth/llama-3-8b-Instruct-bnb-4bit",
+        {
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "torch_dtype": "bfloat16",
+            "quantization_config": {
+                "_load_in_4bit": True,
+                "bnb_4bit_quant_type": "nf4",
+                "load_in_4bit": True,
+                "quant_method": "bitsandbytes",
+            },
+        },
+        {"model.safetensors": b"q" * 64},
+    ),
+    "gguf": (
+        "Qwen/Qwen3-8B-GGUF",
+        None,
+        {"Qwen3-8B-Q4_K_M.gguf": b"GGUF" + b"\0" * 60, "README.md": b"# Qwen3-8B GGUF\n"},
+    ),
+    "llava": (
+        "llava-hf/llava-1.5-7b-hf",
+        {
+            "architectures": ["LlavaForConditionalGeneration"],
+            "model_type": "llava",
+            "torch_dtype": "float16",
+            "text_config": {"model_type": "llama"},
+        },
+        {"model.safetensors": b"l" * 32},
+    ),
+}
 
 
 def model_folder(root: Path, kind: str) -> Path:
-    """A small model folder of one format, with a real config.json shape."""
-    if kind == "safetensors":
-        folder = root / "meta-llama" / "Llama-3.1-8B-Instruct"
-        write(
-            folder / "config.json",
-            _config(
-                architectures=["LlamaForCausalLM"],
-                model_type="llama",
-                torch_dtype="bfloat16",
-                max_position_embeddings=131072,
-                hidden_size=4096,
-            ),
-        )
-        write(
-            folder / "tokenizer_config.json",
-            json.dumps(
-                {"chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}"}
-            ).encode(),
-        )
-        write(folder / "model-00001-of-00002.safetensors", b"\0" * 300)
-        write(folder / "model-00002-of-00002.safetensors", b"\1" * 200)
-        write(folder / "model.safetensors.index.json", b'{"weight_map": {}}')
-    elif kind == "awq":
-        folder = root / "Qwen" / "Qwen2.5-VL-7B-Instruct-AWQ"
-        write(
-            folder / "config.json",
-            _config(
-                architectures=["Qwen2_5_VLForConditionalGeneration"],
-                model_type="qwen2_5_vl",
-                torch_dtype="float16",
-                max_position_embeddings=128000,
-                quantization_config={
-                    "bits": 4,
-                    "group_size": 128,
-                    "quant_method": "awq",
-                    "version": "gemm",
-                    "zero_point": True,
-                },
-                vision_config={"depth": 32, "hidden_size": 1280, "patch_size": 14},
-            ),
-        )
-        write(
-            folder / "chat_template.json",
-            json.dumps(
-                {"chat_template": "{% for message in messages %}{{ message.content }}{% endfor %}"}
-            ).encode(),
-        )
-        write(folder / "model-00001-of-00002.safetensors", b"a" * 400)
-        write(folder / "model-00002-of-00002.safetensors", b"b" * 100)
-        write(
-            folder / "preprocessor_config.json",
-            b'{"image_processor_type": "Qwen2VLImageProcessor"}',
-        )
-    elif kind == "gptq":
-        folder = root / "TheBloke" / "Mistral-7B-Instruct-v0.2-GPTQ"
-        write(
-            folder / "config.json",
-            _config(
-                architectures=["MistralForCausalLM"],
-                model_type="mistral",
-                torch_dtype="float16",
-                max_position_embeddings=32768,
-                quantization_config={
-                    "bits": 4,
-                    "group_size": 128,
-                    "desc_act": True,
-                    "quant_method": "gptq",
-                    "damp_percent": 0.1,
-                },
-            ),
-        )
-        write(folder / "model.safetensors", b"g" * 256)
-    elif kind == "fp8":
-        folder = root / "Qwen" / "Qwen3-VL-8B-Instruct-FP8"
-        write(
-            folder / "config.json",
-            _config(
-                architectures=["Qwen3VLForConditionalGeneration"],
-                model_type="qwen3_vl",
-                text_config={
-                    **TEXT_CONFIG,
-                    "torch_dtype": "bfloat16",
-                    "max_position_embeddings": 262144,
-                },
-                quantization_config={
-                    "activation_scheme": "dynamic",
-                    "fmt": "e4m3",
-                    "quant_method": "fp8",
-                    "weight_block_size": [128, 128],
-                },
-            ),
-        )
-        write(folder / "chat_template.jinja", b"{% for m in messages %}{{ m.content }}{% endfor %}")
-        write(folder / "model.safetensors", b"f" * 128)
-    elif kind == "bnb":
-        folder = root / "unsloth" / "llama-3-8b-Instruct-bnb-4bit"
-        write(
-            folder / "config.json",
-            _config(
-                architectures=["LlamaForCausalLM"],
-                model_type="llama",
-                torch_dtype="bfloat16",
-                quantization_config={
-                    "_load_in_4bit": True,
-                    "bnb_4bit_quant_type": "nf4",
-                    "load_in_4bit": True,
-                    "quant_method": "bitsandbytes",
-                },
-            ),
-        )
-        write(folder / "model.safetensors", b"q" * 64)
-    elif kind == "gguf":
-        folder = root / "Qwen" / "Qwen3-8B-GGUF"
-        write(folder / "Qwen3-8B-Q4_K_M.gguf", b"GGUF" + b"\0" * 60)
-        write(folder / "README.md", b"# Qwen3-8B GGUF\n")
-    elif kind == "llava":
-        folder = root / "llava-hf" / "llava-1.5-7b-hf"
-        write(
-            folder / "config.json",
-            _config(
-                architectures=["LlavaForConditionalGeneration"],
-                model_type="llava",
-                torch_dtype="float16",
-                text_config={"model_type": "llama"},
-            ),
-        )
-        write(folder / "model.safetensors", b"l" * 32)
-    else:
-        raise ValueError(kind)
+    """A small model folder of one format (see ``MODEL_FOLDERS``)."""
+    relative, config, files = MODEL_FOLDERS[kind]
+    folder = root / relative
+    if config is not None:
+        write(folder / "config.json", json.dumps(config, indent=2).encode())
+    for name, data in files.items():
+        write(folder / name, data)
     return folder
 
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,27 +11,13 @@ import pytest
 from loader.hashing import aggregate_sha256
 from loader.schema import normalize_capabilities
 from tests.conftest import CURATED, DISCOVERED, SNAPSHOT, folder_digest, read_json, sha, write
-from tests.importers_support import FORMATS, model_folder
-
-
-def run(registry: Path, *words: str, **env: str):
-    full_env = dict(os.environ)
-    full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "loader", *words, f"registry.dir={registry}"],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=120,
-    )
+from tests.importers_support import FORMATS, empty_registry_folder, model_folder
+from tests.importers_support import run_loader as run
 
 
 @pytest.fixture
 def registry(tmp_path) -> Path:
-    folder = tmp_path / "registry"
-    folder.mkdir()
-    (folder / CURATED).write_text("[]\n", encoding="utf-8")
-    return folder
+    return empty_registry_folder(tmp_path)
 
 
 @pytest.fixture
@@ -245,3 +228,34 @@ def test_rediscover_updates_an_entry_recorded_under_another_backend(registry, we
     entry = entries_of(registry)["vl-fast"]
     assert entry["backend"] == "lmdeploy" and entry["download_format"] == "fp8"
     assert (registry / CURATED).read_bytes() == curated
+
+
+def test_a_reimport_fills_unset_static_fields_and_refreshes_the_others():
+    from loader.importers.plan import FieldPatterns, field_changes
+
+    current = {
+        "family": "kept",
+        "quantization": None,
+        "download_size_bytes": 1,
+        "backend_config": {"host": "imageworks-ollama", "port": None},
+        "metadata": {"ollama_digest": "old", "note": "mine"},
+        "capabilities": {"text": True},
+    }
+    fields = {
+        "family": "new",
+        "quantization": "q4_k_m",
+        "download_size_bytes": 2,
+        "backend_config": {"host": "host.docker.internal", "port": 11434},
+        "metadata": {"ollama_digest": "new", "note": "theirs"},
+        "capabilities": {"text": True, "vision": True},
+    }
+    refresh = FieldPatterns(["download_*", "metadata.ollama_*"])
+    changes = {
+        ".".join(c.path): (c.before, c.after) for c in field_changes(current, fields, refresh)
+    }
+    assert changes == {
+        "quantization": (None, "q4_k_m"),
+        "download_size_bytes": (1, 2),
+        "backend_config.port": (None, 11434),
+        "metadata.ollama_digest": ("old", "new"),
+    }

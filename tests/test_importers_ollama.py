@@ -29,8 +29,10 @@ from tests.importers_support import (
     QWEN3,
     QWEN_VL,
     OllamaStandIn,
+    empty_registry_folder,
     model,
     ollama_models_folder,
+    run_loader,
 )
 
 
@@ -44,13 +46,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 def run(registry: Path, *words: str, **env: str):
-    return subprocess.run(
-        [sys.executable, "-m", "loader", *words, f"registry.dir={registry}"],
-        capture_output=True,
-        text=True,
-        env=cli_env(**env),
-        timeout=120,
-    )
+    return run_loader(registry, *words, env=cli_env(**env))
 
 
 @pytest.fixture
@@ -69,10 +65,7 @@ def malformed_ollama(tmp_path):
 
 @pytest.fixture
 def empty_registry(tmp_path) -> Path:
-    folder = tmp_path / "registry"
-    folder.mkdir()
-    (folder / CURATED).write_text("[]\n", encoding="utf-8")
-    return folder
+    return empty_registry_folder(tmp_path)
 
 
 def entries_of(registry: Path) -> dict[str, dict]:

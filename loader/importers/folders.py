@@ -17,10 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImporterError
+from ..hashing import HashCache
 from ..registry import Registry
 from ..schema import RegistryEntry
 from ..service import backend_default_port
-from .plan import Candidate, EntryChange, FieldPatterns, apply_plan, checked, plan_import
+from .plan import (
+    Candidate,
+    EntryChange,
+    ImportPlan,
+    apply_plan,
+    checked,
+    plan_import,
+    refresh_patterns,
+)
 from .shape import display_name, entry_name, file_sha256, stored_capabilities
 
 # config.json's quantization_config.quant_method -> download_format
@@ -150,7 +159,7 @@ def folder_stem(folder: Path) -> str:
 
 
 def folder_fields(
-    registry: Registry, folder: Path, backend: str, *, hash: bool, cache
+    registry: Registry, folder: Path, backend: str, *, hash: bool, cache: HashCache
 ) -> tuple[str, dict[str, Any]]:
     """A model folder as a new entry's name and its fields."""
     from ..hashing import aggregate_sha256, resolve_artifact_set
@@ -218,15 +227,6 @@ def _local_folders(entry: RegistryEntry) -> set[str]:
     return found
 
 
-def _refresh(registry: Registry) -> FieldPatterns:
-    return FieldPatterns(
-        [
-            *registry.cfg.get("registry.dynamic_fields", []),
-            *registry.cfg.get("importers.refresh_fields", []),
-        ]
-    )
-
-
 def _import_folders(
     registry: Registry,
     folders: Iterable[Path],
@@ -236,7 +236,7 @@ def _import_folders(
     new_backend: str,
     name: str | None,
     hash: bool,
-) -> tuple[Any, Any]:
+) -> tuple[ImportPlan, HashCache]:
     from ..locks import hash_cache_for
 
     entries = registry.ensure_loaded()
@@ -260,7 +260,7 @@ def _import_folders(
         candidates.append(
             checked(Candidate("model folder", os.path.abspath(folder), new_name, fields, matches))
         )
-    plan = plan_import(registry, source, candidates, _refresh(registry))
+    plan = plan_import(registry, source, candidates, refresh_patterns(registry))
     return plan, cache
 
 

@@ -17,9 +17,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ArtifactError, ImporterError
+from ..hashing import HashCache
 from ..registry import Registry
 from ..service import backend_default_port
-from .plan import Candidate, FieldPatterns, apply_plan, checked, missing_change, plan_import
+from .plan import (
+    Candidate,
+    apply_plan,
+    checked,
+    missing_change,
+    plan_import,
+    refresh_patterns,
+)
 from .shape import display_name, entry_name, stored_capabilities
 
 OLLAMA_DEFAULT_URL = "http://127.0.0.1:11434"
@@ -224,7 +232,9 @@ def candidate_fields(
     }
 
 
-def _manifest_artifacts(registry: Registry, tag: str, name: str, cache) -> dict[str, Any] | None:
+def _manifest_artifacts(
+    registry: Registry, tag: str, name: str, cache: HashCache
+) -> dict[str, Any] | None:
     """Artifacts from the tag's manifest when the models folder is readable."""
     from ..hashing import aggregate_sha256, resolve_artifact_set
     from ..locks import hash_artifacts
@@ -282,13 +292,9 @@ def import_ollama(
             fields.pop("display_name")  # each existing entry keeps its own
         candidates.append(checked(Candidate("Ollama model", tag, name, fields, matches)))
 
-    refresh = FieldPatterns(
-        [
-            *registry.cfg.get("registry.dynamic_fields", []),
-            *registry.cfg.get("importers.refresh_fields", []),
-        ]
+    plan = plan_import(
+        registry, {"source": "ollama", "url": base}, candidates, refresh_patterns(registry)
     )
-    plan = plan_import(registry, {"source": "ollama", "url": base}, candidates, refresh)
     now = datetime.now(UTC).isoformat()
     for tag in sorted(set(by_tag) - set(facts)):
         for name in by_tag[tag]:

@@ -45,6 +45,16 @@ class FieldPatterns:
         return path[0] in self.exact or dotted in self.exact or dotted.startswith(self.prefixes)
 
 
+def refresh_patterns(registry: Registry) -> FieldPatterns:
+    """The registry's dynamic fields and ``importers.refresh_fields``."""
+    return FieldPatterns(
+        [
+            *registry.cfg.get("registry.dynamic_fields", []),
+            *registry.cfg.get("importers.refresh_fields", []),
+        ]
+    )
+
+
 @dataclass
 class Candidate:
     """One model as a source describes it."""

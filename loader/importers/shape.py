@@ -11,6 +11,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from ..schema import CAPABILITY_SYNONYMS
+
+# Every tool synonym the schema reads, but for the bare "tool" the real
+# registry never stored.
+_TOOL_SYNONYMS = tuple(s for s in CAPABILITY_SYNONYMS["tools"] if s != "tool")
 # The stored capability form, key order as in the real registry. ``thinking``
 # and ``reasoning`` share one synonym list, so they always agree.
 _THINKING_SYNONYMS = (
@@ -29,28 +34,7 @@ STORED_CAPABILITIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("vision", ("visual", "multimodal", "mm", "image", "vl")),
     ("audio", ("speech", "voice", "asr", "tts")),
     ("embedding", ("embed", "text-embedding", "representation")),
-    (
-        "tools",
-        (
-            "tool_use",
-            "tool-use",
-            "tool_call",
-            "tool-call",
-            "toolcalls",
-            "tool_calls",
-            "toolchoice",
-            "tool_choice",
-            "function_call",
-            "function-call",
-            "function_calls",
-            "function_calling",
-            "function-calling",
-            "function_tools",
-            "functioncalling",
-            "toolcalling",
-            "auto_tool_choice",
-        ),
-    ),
+    ("tools", _TOOL_SYNONYMS),
     ("thinking", _THINKING_SYNONYMS),
 )
 _CANONICAL_ORDER = ("text", "vision", "embedding", "audio", "thinking", "reasoning", "tools")
