@@ -100,6 +100,7 @@ def test_a_recorded_folder_updates_its_entry_and_never_adds_a_second(registry, w
     fields = {c["field"] for c in updated["changes"]}
     assert {"download_size_bytes", "metadata.context_length"} <= fields
     assert "backend_config.model_path" not in fields  # static and set: left alone
+    assert "download_path" not in fields  # the same folder, spelled as recorded
     assert list(entries_of(registry)) == [name]
     assert entries_of(registry)[name]["metadata"]["context_length"] == 65536
 

@@ -254,6 +254,11 @@ def _import_folders(
         new_name, fields = folder_fields(registry, folder, chosen, hash=hash, cache=cache)
         if matches:
             fields.pop("display_name")
+            # Keep the spelling the entry records (a link, ~, ${paths.models}…)
+            # when it leads to the same folder.
+            recorded_path = entries[matches[0]].download_path
+            if recorded_path and os.path.realpath(os.path.expanduser(recorded_path)) == real:
+                fields["download_path"] = recorded_path
         new_name = name or new_name
         if name:
             fields["display_name"] = display_name(name)
@@ -288,7 +293,8 @@ def import_dirs(
                 f"{path.absolute()}: no model folder (one holding config.json or a .gguf file) "
                 f"within {depth} levels (importers.rediscover.depth)"
             )
-        folders.extend(f for f in found if f not in folders)
+        known = {os.path.realpath(f) for f in folders}
+        folders.extend(f for f in found if os.path.realpath(f) not in known)
     if name and len(folders) > 1:
         raise ImporterError(
             f"--name {name!r} names one model, but {len(folders)} model folders were found: "

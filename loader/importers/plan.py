@@ -184,8 +184,8 @@ def plan_import(
                 )
             if name in claimed:
                 raise ImporterError(
-                    f"{candidate.label}: its name {name!r} is also the name of "
-                    f"{claimed[name]}; name one of them explicitly"
+                    f"{candidate.label}: its name {name!r} is also the name "
+                    f"{claimed[name]} gets; two models cannot share a name"
                 )
             claimed[name] = candidate.label
             fields = drop_none(candidate.fields)
