@@ -153,7 +153,7 @@ def _tag_of(item: Any) -> str:
 
 def _model_facts(tag: str, listed: dict[str, Any], shown: dict[str, Any]) -> dict[str, Any]:
     """The values an entry records, checked for type so a bad payload names its model."""
-    details = shown.get("details") or listed.get("details") or {}
+    details = listed.get("details") or shown.get("details") or {}
     if not isinstance(details, dict):
         raise _malformed(tag, "/api/tags", "'details' is not an object")
     for key in ("family", "parameter_size", "quantization_level", "format"):
@@ -176,14 +176,12 @@ def _model_facts(tag: str, listed: dict[str, Any], shown: dict[str, Any]) -> dic
     for key, value in (("context_length", context), ("embedding_length", embedding)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise _malformed(tag, "/api/show", f"model_info {architecture}.{key} is not a number")
-    template = shown.get("template")
+    template, modified = shown.get("template"), listed.get("modified_at")
     return {
         "details": details,
         "size": size,
         "digest": digest,
-        "modified_at": listed.get("modified_at")
-        if isinstance(listed.get("modified_at"), str)
-        else None,
+        "modified_at": modified if isinstance(modified, str) else None,
         "capabilities": capabilities,
         "architecture": architecture if isinstance(architecture, str) else None,
         "context_length": context,
