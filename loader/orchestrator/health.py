@@ -4,11 +4,12 @@ listing the served id."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from .settings import Settings
+
+if TYPE_CHECKING:  # imported when first used: current-model needs no HTTP
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class Health:
 
 def check_health(settings: Settings, port: int, served_id: str) -> Health:
     """One round of checks against ``health_host:port``."""
+    import httpx
+
     base = f"http://{_url_host(settings.health_host)}:{port}"
     with httpx.Client(timeout=settings.request_timeout_s, trust_env=False) as client:
         answers = []
@@ -44,6 +47,8 @@ def check_health(settings: Settings, port: int, served_id: str) -> Health:
 
 
 def _status(client: httpx.Client, url: str) -> int | str:
+    import httpx
+
     try:
         return client.get(url).status_code
     except httpx.HTTPError as exc:
@@ -51,6 +56,8 @@ def _status(client: httpx.Client, url: str) -> int | str:
 
 
 def _reason(exc: httpx.HTTPError) -> str:
+    import httpx
+
     if isinstance(exc, httpx.ConnectError):
         return "connection refused"
     if isinstance(exc, httpx.TimeoutException):
