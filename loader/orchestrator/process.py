@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import OrchestrationError
+
 PROC = Path("/proc")
 
 
@@ -144,7 +146,9 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 return True
-            raise
+            raise OrchestrationError(
+                f"orchestrator.host {host!r}: cannot bind port {port} there: {exc.strerror or exc}"
+            ) from None
     return False
 
 
