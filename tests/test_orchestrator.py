@@ -80,6 +80,16 @@ def test_activate_starts_the_model_and_again_restarts_nothing(orchestra):
     assert activation["at"].endswith("+00:00")
 
 
+def test_an_active_model_that_stopped_answering_is_restarted(orchestra):
+    first = activated(orchestra, FLORENCE)
+    os.kill(first["pid"], signal.SIGUSR1)  # the stand-in's health now answers 503
+    again = orchestra.cli("activate-model", FLORENCE)
+    assert again.returncode == 0, again.stderr
+    assert "not healthy" in again.stderr and "restarting" in again.stderr
+    assert again.json()["pid"] != first["pid"]
+    assert group_alive(first["pid"]) == []
+
+
 def test_a_switch_stops_the_whole_first_process_group(orchestra):
     first = activated(orchestra, FLORENCE)
     first_group = group_alive(first["pid"])

@@ -21,6 +21,7 @@ from .process import (
     command_line,
     describe,
     group_members,
+    kill_group,
     lock_holders,
     port_in_use,
     proc_stat,
@@ -146,14 +147,13 @@ def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
         state = read_state(settings.state_file)
         stopped = False
         if state is not None:
-            if (
-                state.logical_name == name
-                and state.port == settings.port
-                and liveness(state) is Liveness.RUNNING
-                and check_health(settings, state.port, state.served_model_id).healthy
-            ):
-                _say(f"{name!r} is already active (pid {state.pid}); nothing restarted")
-                return state.to_json()
+            same = state.logical_name == name and state.port == settings.port
+            if same and liveness(state) is Liveness.RUNNING:
+                health = check_health(settings, state.port, state.served_model_id)
+                if health.healthy:
+                    _say(f"{name!r} is already active (pid {state.pid}); nothing restarted")
+                    return state.to_json()
+                _say(f"{name!r} is running but not healthy ({health.detail}); restarting it")
             stopped = _settle(state, settings)
             clear_state(settings.state_file)
         if stopped:
@@ -161,7 +161,7 @@ def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
         if port_in_use(settings.host, settings.port):
             raise OrchestrationError(
                 f"port {settings.port} is in use by a process imageworks-loader did not "
-                f"start; nothing was stopped (find it with: ss -ltnp 'sport = :{settings.port}')"
+                f"start; it was left alone (find it with: ss -ltnp 'sport = :{settings.port}')"
             )
         for warning in plan.warnings:
             _say(f"warning: {warning}")
@@ -179,7 +179,12 @@ def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
             argv=plan.argv,
             log_path=str(started.log_path),
         )
-        write_state(settings.state_file, state)
+        try:
+            write_state(settings.state_file, state)
+        except BaseException:
+            kill_group(started.pid)  # a server nobody knows of would hold the port and GPU
+            forget(started.pid)
+            raise
     _record_activation(registry, name, started.startup_s, started.health.max_model_len)
     return state.to_json()
 

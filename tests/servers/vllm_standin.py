@@ -12,6 +12,7 @@ Test modes, from ``--standin-mode`` or the ``VLLM_STANDIN_MODE`` variable:
 ``crash`` (exit 1 at start, its worker left running), ``never-healthy``
 (health answers 503 forever), ``slow`` (waits ``VLLM_STANDIN_DELAY`` seconds,
 default 2, before listening), ``ignore-sigterm`` (only SIGKILL stops it).
+SIGUSR1 makes a running server unhealthy from then on.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def max_model_len(args: argparse.Namespace) -> int:
         return 4096
 
 
-def make_handler(served_id: str, model: str, length: int, healthy: bool):
+def make_handler(served_id: str, model: str, length: int, status: dict[str, bool]):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt, *args):
             print("INFO:", self.address_string(), fmt % args, flush=True)
@@ -74,6 +75,7 @@ def make_handler(served_id: str, model: str, length: int, healthy: bool):
             self.wfile.write(data)
 
         def do_GET(self):
+            healthy = status["healthy"]
             if self.path in ("/health", "/v1/health"):
                 self._json(200 if healthy else 503, {} if healthy else {"error": "loading"})
             elif self.path == "/v1/models":
@@ -142,7 +144,9 @@ def main(argv: list[str]) -> int:
     if mode == "ignore-sigterm":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     served_id = args.served_model_name or args.model
-    handler = make_handler(served_id, args.model, max_model_len(args), mode != "never-healthy")
+    status = {"healthy": mode != "never-healthy"}
+    signal.signal(signal.SIGUSR1, lambda *_: status.update(healthy=False))
+    handler = make_handler(served_id, args.model, max_model_len(args), status)
     server = ThreadingHTTPServer((args.host, args.port), handler)
     print(f"INFO: Uvicorn running on http://{args.host}:{args.port}", flush=True)
     server.serve_forever()
