@@ -120,7 +120,7 @@ def test_bad_launch_input_is_refused_in_one_line(tmp_path, fields, overrides, me
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("orchestrator.port=abc", "orchestrator.port: not a int"),
+        ("orchestrator.port=abc", "orchestrator.port: not an integer"),
         ("orchestrator.start_timeout_s=-1", "orchestrator.start_timeout_s: negative"),
         ("orchestrator.command=x", "orchestrator.command: expected a list"),
     ],

@@ -45,8 +45,9 @@ class Settings:
             try:
                 result = kind(value)
             except (TypeError, ValueError):
+                what = "an integer" if kind is int else "a number"
                 raise OrchestrationError(
-                    f"config orchestrator.{key}: not a {kind.__name__}: {value!r}"
+                    f"config orchestrator.{key}: not {what}: {value!r}"
                 ) from None
             if result < 0:
                 raise OrchestrationError(f"config orchestrator.{key}: negative: {value!r}")

@@ -246,16 +246,13 @@ def _clear_if_unchanged(settings: Settings, state: State, status: Liveness) -> N
         why = "is no longer running"
     else:
         why = f"now belongs to another program ({describe(state.pid)}); it was not signalled"
+    cleared = ""
     try:
-        # A switch in progress holds the lock and rewrites the state itself.
         with _switch_lock(settings, timeout=0):
             if read_state(settings.state_file) == state:
                 clear_state(settings.state_file)
-                _say(
-                    f"warning: {state.logical_name!r}: pid {state.pid} {why}; "
-                    f"cleared {settings.state_file}"
-                )
-                return
-    except OrchestrationError:
-        pass
-    _say(f"warning: {state.logical_name!r}: pid {state.pid} {why}")
+                cleared = f"; cleared {settings.state_file}"
+    except OrchestrationError as exc:
+        # Most often a switch in progress holds the lock; it rewrites the state itself.
+        cleared = f"; not cleared ({exc})"
+    _say(f"warning: {state.logical_name!r}: pid {state.pid} {why}{cleared}")
