@@ -170,6 +170,26 @@ def rediscover_op(registry: Registry, dry_run: bool = False) -> dict[str, Any]:
     return rediscover(registry, dry_run=bool(dry_run))
 
 
+def activate_model_op(
+    registry: Registry, name: str | None = None, stop: bool = False
+) -> dict[str, Any]:
+    """Make a vLLM model the one server on the canonical port (--stop or none: stop it)."""
+    from .orchestrator import activate, deactivate
+
+    if stop or (name or "").strip().lower() == "none":
+        return {"stopped": deactivate(registry=registry)}
+    if not name:
+        raise OverrideError("activate-model: give a model NAME, or --stop")
+    return activate(name, registry=registry)
+
+
+def current_model_op(registry: Registry) -> dict[str, Any] | None:
+    """The running vLLM server's state, or null when none runs."""
+    from .orchestrator import current
+
+    return current(registry=registry)
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
@@ -205,5 +225,7 @@ OPERATIONS: dict[str, Operation] = {
             "import-dir", import_dir_op, ("dirs", "backend", "name", "dry_run", "hash"), ("dirs",)
         ),
         Operation("rediscover", rediscover_op, ("dry_run",)),
+        Operation("activate-model", activate_model_op, ("name", "stop")),
+        Operation("current-model", current_model_op),
     )
 }
