@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import OverrideError
+from .errors import EXIT_USAGE, OverrideError
 from .registry import Registry
 from .service import select_model
 
@@ -64,6 +64,7 @@ def metrics_op(registry: Registry, name: str | None = None) -> Any:
             "name": name,
             "aggregate_sha256": entry.artifacts.aggregate_sha256 or "",
             "locked": entry.locked(),
+            "vision_probe": entry.probes.vision,  # the last probe-vision result, or null
         }
     entries = registry.ensure_loaded()
     return [
@@ -133,6 +134,18 @@ def unlock_op(registry: Registry, name: str) -> dict[str, Any]:
     return result
 
 
+def probe_vision_op(
+    registry: Registry, name: str, image: str | None = None, expect: str | None = None
+) -> Any:
+    """Ask a vision model about an image, check that it sees it, and record the result."""
+    from .probe import run_vision_probe
+
+    result = run_vision_probe(name, image, expect=expect, registry=registry)
+    if result.vision_ok:
+        return result.to_json()
+    return Outcome(result.to_json(), EXIT_USAGE, result.notes)
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
@@ -163,5 +176,6 @@ OPERATIONS: dict[str, Operation] = {
         Operation("verify", verify_op, ("name", "all", "rehash")),
         Operation("lock", lock_op, ("name", "set_expected"), ("name",)),
         Operation("unlock", unlock_op, ("name",), ("name",)),
+        Operation("probe-vision", probe_vision_op, ("name", "image", "expect"), ("name",)),
     )
 }
