@@ -7,6 +7,7 @@ The public API, importable from here or from its module:
 - ``loader.service``: ``select_model``, ``SelectedModel``;
 - ``loader.hashing`` / ``loader.locks``: ``verify_model``, ``lock_model``,
   ``unlock_model``;
+- ``loader.probe``: ``run_vision_probe``, ``ProbeResult``;
 - ``loader.schema``: ``RegistryEntry``; ``loader.errors``: the error classes.
 
 Names resolve on first use, so ``import loader`` stays cheap for the CLI.
@@ -30,6 +31,8 @@ _EXPORTS = {
     "verify_model": "locks",
     "lock_model": "locks",
     "unlock_model": "locks",
+    "run_vision_probe": "probe",
+    "ProbeResult": "probe",
     "RegistryEntry": "schema",
     "RegistryError": "errors",
     "RegistryLoadError": "errors",

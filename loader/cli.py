@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(
         "metrics",
         "Show hash and lock state: every entry, or one entry with its full aggregate.",
+        "For one entry, vision_probe is its last probe-vision result (null if never probed).",
     )
     sub.add_argument("name", nargs="?", help="one model (default: all)")
     _add_common(sub)

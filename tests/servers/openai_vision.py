@@ -109,7 +109,10 @@ def png_mean_rgb(data: bytes) -> tuple[int, int, int]:
 
 
 def pillow_mean_rgb(data: bytes) -> tuple[int, int, int]:
-    from PIL import Image
+    try:
+        from PIL import Image
+    except ImportError:
+        raise BadImage("this stand-in decodes only PNG without Pillow") from None
 
     with Image.open(io.BytesIO(data)) as image:
         rgb = image.convert("RGB")
