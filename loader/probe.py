@@ -222,7 +222,7 @@ class _Failed(Exception):
     """One request failed; ``kind`` goes to ``ProbeResult.failure``."""
 
     def __init__(self, kind: str, message: str, answer: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(" ".join(message.split()))  # one line on stderr, always
         self.kind, self.answer = kind, answer
 
 
