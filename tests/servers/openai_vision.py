@@ -5,8 +5,8 @@
 It binds 127.0.0.1 (port 0 picks a free one), prints ``PORT <n>`` on stdout
 once it listens, and serves ``GET /v1/models`` and ``POST /v1/chat/completions``.
 An honest model really decodes the image it is sent (PNG with the standard
-library; JPEG, WebP and GIF with Pillow) and answers with the nearest of the
-probe's six colours to its mean pixel. Modes:
+library; JPEG, WebP and GIF with Pillow) and names the colour of its mean
+pixel by hue, saturation and brightness. Modes:
 
   honest     decodes the image and names its colour
   blind      answers --answer without looking at the image
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import colorsys
 import io
 import json
 import struct
@@ -32,14 +33,6 @@ import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-COLOURS = {
-    "red": (220, 30, 30),
-    "green": (30, 180, 60),
-    "blue": (30, 60, 220),
-    "yellow": (240, 220, 40),
-    "black": (0, 0, 0),
-    "white": (255, 255, 255),
-}
 MODES = ("honest", "blind", "error500", "slow", "malformed", "empty")
 
 
@@ -48,16 +41,19 @@ class BadImage(Exception):
 
 
 def content_format(data: bytes) -> str | None:
-    """The format by magic bytes, checked independently of the loader's own code."""
+    """The format as a decoder sees it, not as the loader's own check does:
+    the PNG signature for the standard-library decoder, else Pillow's opinion."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    return None
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return (image.format or "").lower() or None
+    except (UnidentifiedImageError, OSError):
+        return None
 
 
 def _paeth(a: int, b: int, c: int) -> int:
@@ -121,10 +117,19 @@ def pillow_mean_rgb(data: bytes) -> tuple[int, int, int]:
     return tuple(round(sum(n * c[i] for n, c in colours) / total) for i in range(3))
 
 
-def nearest_colour(rgb: tuple[int, int, int]) -> str:
-    return min(
-        COLOURS, key=lambda n: sum((a - b) ** 2 for a, b in zip(COLOURS[n], rgb, strict=True))
-    )
+# Hue bands in degrees, as a person would name them.
+HUES = ((20, "red"), (45, "orange"), (75, "yellow"), (165, "green"), (195, "cyan"),
+        (255, "blue"), (330, "purple"), (360, "red"))  # fmt: skip
+
+
+def colour_name(rgb: tuple[int, int, int]) -> str:
+    """Name a colour from its hue, saturation and brightness."""
+    hue, saturation, value = colorsys.rgb_to_hsv(*(c / 255 for c in rgb))
+    if value < 0.2:
+        return "black"
+    if saturation < 0.2:
+        return "white" if value > 0.8 else "grey"
+    return next(name for limit, name in HUES if hue * 360 < limit)
 
 
 def see(data_url: str) -> dict:
@@ -140,7 +145,7 @@ def see(data_url: str) -> dict:
     if declared != f"image/{found}":
         raise BadImage(f"declared {declared} but the content is {found}")
     rgb = png_mean_rgb(data) if found == "png" else pillow_mean_rgb(data)
-    return {"declared": declared, "format": found, "rgb": rgb, "colour": nearest_colour(rgb)}
+    return {"declared": declared, "format": found, "rgb": rgb, "colour": colour_name(rgb)}
 
 
 def parse_request(body: dict) -> tuple[str, str]:
