@@ -9,6 +9,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from conftest import (
     CLI,
@@ -292,6 +293,8 @@ def test_an_ollama_entry_is_probed_through_its_v1_path(demo_registry, tmp_path):
             "probe-vision", OLLAMA_VL, f"backends.ollama.port={server.port}", on(demo_registry)
         )
         requests = server.requests()
+        served = httpx.get(f"{server.url}/models").json()  # what the stand-in serves
+    assert [m["id"] for m in served["data"]] == [OLLAMA_VL_TAG]
     assert result.returncode == 0, result.stderr
     printed = result.json()
     assert printed["endpoint"] == f"http://127.0.0.1:{server.port}/v1"
