@@ -9,6 +9,7 @@ The public API, importable from here or from its module:
   ``unlock_model``;
 - ``loader.orchestrator``: ``activate``, ``deactivate``, ``current`` (the one
   vLLM server on the canonical port);
+- ``loader.probe``: ``run_vision_probe``, ``ProbeResult``;
 - ``loader.schema``: ``RegistryEntry``; ``loader.errors``: the error classes.
 
 Names resolve on first use, so ``import loader`` stays cheap for the CLI.
@@ -32,6 +33,8 @@ _EXPORTS = {
     "verify_model": "locks",
     "lock_model": "locks",
     "unlock_model": "locks",
+    "run_vision_probe": "probe",
+    "ProbeResult": "probe",
     "RegistryEntry": "schema",
     "RegistryError": "errors",
     "RegistryLoadError": "errors",

@@ -46,7 +46,7 @@ Exit codes: 0 success; 1 usage error, unknown model, missing capability;
 NAME_HELP = "the model's logical name (or sweep several: -m \"name='a','b'\")"
 
 # Options whose next word is their value, so it is never taken as an override.
-_VALUE_OPTIONS = {"--set", "--role", "--require", "--cfg", "-c", "--package", "-p"}
+_VALUE_OPTIONS = {"--set", "--role", "--require", "--expect", "--cfg", "-c", "--package", "-p"}
 _VALUE_OPTIONS |= {"--url", "--backend", "--name"}  # the importers'
 _HYDRA_FLAGS = {"--cfg", "-c", "--resolve", "--package", "-p", "-m", "--multirun", "--info", "-i"}
 
@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(
         "metrics",
         "Show hash and lock state: every entry, or one entry with its full aggregate.",
+        "For one entry, vision_probe is its last probe-vision result (null if never probed).",
     )
     sub.add_argument("name", nargs="?", help="one model (default: all)")
     _add_common(sub)
@@ -188,6 +189,25 @@ def build_parser() -> argparse.ArgumentParser:
         "Print the running vLLM server's state as JSON, or null when none runs.",
         "A state whose process has exited, or whose pid now belongs to another\n"
         "program, is cleared with a warning and reported as null.",
+    )
+    _add_common(sub)
+
+    sub = command(
+        "probe-vision",
+        "Prove that a model really sees images: ask about an image, check, record.",
+        "Without IMAGE, the built-in probe sends probe.rounds solid-colour squares in\n"
+        "random colours and passes only if every colour is named. With IMAGE (PNG, JPEG,\n"
+        "WebP or GIF, told by content), --expect WORD checks the answer; without it any\n"
+        "non-empty answer passes, unchecked. Prints the result as JSON and records it\n"
+        "in the discovered layer (probes.vision), failed probes too. Exits 1 with one\n"
+        "line naming the cause when the model fails, is not vision-capable, or the\n"
+        "image is unusable (the last two send and record nothing). Settings: probe.*\n"
+        "(timeout_s, connect_timeout_s, retries, max_tokens, rounds).",
+    )
+    sub.add_argument("name", nargs="?", help=NAME_HELP)
+    sub.add_argument("image", nargs="?", help="an image file (default: the built-in colour probe)")
+    sub.add_argument(
+        "--expect", metavar="WORD", help="pass only if the answer names WORD (ignoring case)"
     )
     _add_common(sub)
 
@@ -276,7 +296,7 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _operation_arguments(args: argparse.Namespace) -> dict[str, Any]:
     arguments: dict[str, Any] = {}
-    for key in ("name", "role", "url", "backend"):
+    for key in ("name", "role", "url", "backend", "image", "expect"):
         if getattr(args, key, None) is not None:
             arguments[key] = getattr(args, key)
     if getattr(args, "dirs", None):

@@ -105,3 +105,8 @@ class ImporterError(RegistryError):
 
 class OrchestrationError(RegistryError):
     """A backend could not be started, reached or stopped."""
+
+
+class ProbeInputError(RegistryError):
+    """A vision probe cannot start: its image is missing, unreadable or not an
+    image, or the word to expect is empty. Nothing was sent or recorded."""

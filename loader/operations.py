@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import OverrideError
+from .errors import EXIT_USAGE, OverrideError
 from .registry import Registry
 from .service import select_model
 
@@ -64,6 +64,7 @@ def metrics_op(registry: Registry, name: str | None = None) -> Any:
             "name": name,
             "aggregate_sha256": entry.artifacts.aggregate_sha256 or "",
             "locked": entry.locked(),
+            "vision_probe": entry.probes.vision,  # the last probe-vision result, or null
         }
     entries = registry.ensure_loaded()
     return [
@@ -190,6 +191,18 @@ def current_model_op(registry: Registry) -> dict[str, Any] | None:
     return current(registry=registry)
 
 
+def probe_vision_op(
+    registry: Registry, name: str, image: str | None = None, expect: str | None = None
+) -> Any:
+    """Ask a vision model about an image, check that it sees it, and record the result."""
+    from .probe import run_vision_probe
+
+    result = run_vision_probe(name, image, expect=expect, registry=registry)
+    if result.vision_ok:
+        return result.to_json()
+    return Outcome(result.to_json(), EXIT_USAGE, result.notes)
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
@@ -227,5 +240,6 @@ OPERATIONS: dict[str, Operation] = {
         Operation("rediscover", rediscover_op, ("dry_run",)),
         Operation("activate-model", activate_model_op, ("name", "stop")),
         Operation("current-model", current_model_op),
+        Operation("probe-vision", probe_vision_op, ("name", "image", "expect"), ("name",)),
     )
 }

@@ -274,6 +274,7 @@ def test_metrics_with_a_name_gives_the_full_aggregate(real_registry):
         "name": name,
         "aggregate_sha256": discovered_aggregates(REAL_REGISTRY)[name],
         "locked": False,
+        "vision_probe": None,  # never probed
     }
     assert re.fullmatch(r"[0-9a-f]{64}", metrics["aggregate_sha256"])
 
