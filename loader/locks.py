@@ -205,11 +205,13 @@ def lock_model(
     hashed (through the stat cache, so unchanged files are not re-read) and
     their aggregate becomes the expected one. Missing files raise
     ``ArtifactError`` and pin nothing."""
+    hashed: dict[str, int] = {}
     if set_expected:
         result = verify_model(entry, enforce_lock=False, save=False, registry=registry)
         entry.version_lock.expected_aggregate_sha256 = result.aggregate_sha256
+        hashed = {"files_read": result.files_read, "cache_hits": result.cache_hits}
     entry.version_lock.locked = True
-    return _lock_state(entry)
+    return {**_lock_state(entry), **hashed}
 
 
 def unlock_model(entry: RegistryEntry) -> dict[str, Any]:
