@@ -160,6 +160,7 @@ for message in sys.stdin:
             request["source"], globs, request["name"], request["name"], 0)
         runner = doctest.DocTestRunner(optionflags=request["flags"])
         runner.run(test, out=report.write, clear_globs=False)
+        globs.update(test.globs)  # DocTest ran on a copy; later blocks see its names
         ok = runner.failures == 0
     else:
         with contextlib.redirect_stdout(report), contextlib.redirect_stderr(report):
