@@ -276,7 +276,8 @@ class Registry:
         with registry_lock(files.folder):
             if only_if_layers_unchanged and self._layers_changed(files):
                 return False  # another writer got there first; it refreshes the snapshot
-            if _snapshot_only_names(files.snapshot, sources):
+            unchanged = SnapshotStamps(files, self.dynamic).snapshot_unchanged()
+            if not unchanged and _snapshot_only_names(files.snapshot, sources):
                 return False  # hand-edited entries: kept until `migrate` adopts them
             written = write_if_changed(files.snapshot, self.snapshot_pieces())
             self._record_stamps(files, sources)
