@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -108,3 +109,15 @@ def test_zsh_completes_commands_flags_and_quoted_model_names(
         timeout=60,
     )
     assert proc.stdout.strip("\r\n") == completed, proc.stdout + proc.stderr
+
+
+def test_model_names_follow_an_edit_of_a_layer(demo_registry):
+    env = {"IMAGEWORKS_REGISTRY_DIR": str(demo_registry)}
+    first = run_cli("__complete-names", "zsh", "", env=env)
+    assert first.returncode == 0 and "qwen3_8b_(Q4_K_M)" in first.stdout.splitlines()
+    curated = demo_registry / "model_registry.curated.json"
+    entries = json.loads(curated.read_text("utf-8"))
+    entries.append({"name": "new-model_(Q8_0)", "backend": "ollama"})
+    curated.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
+    again = run_cli("__complete-names", "bash", "new", env=env)
+    assert again.stdout.splitlines() == ["'new-model_(Q8_0)'"]
