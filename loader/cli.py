@@ -173,8 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--print-completion",
         action=_CompletionAction,
         choices=["bash", "zsh"],
-        help='print a shell completion script: eval "$(imageworks-loader --print-completion '
-        'bash)"; for zsh, save it as _imageworks-loader on $fpath',
+        metavar="SHELL",
+        help="print a shell completion script (SHELL: bash or zsh): "
+        'eval "$(imageworks-loader --print-completion bash)"; '
+        "for zsh, save it as _imageworks-loader on $fpath",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
