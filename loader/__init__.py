@@ -5,6 +5,7 @@ The public API, importable from here or from its module:
 - ``loader.registry``: ``load_registry``, ``get_entry``, ``list_models``,
   ``save_registry``, ``update_entries``, ``remove_entry``, ``Registry``;
 - ``loader.service``: ``select_model``, ``SelectedModel``;
+- ``loader.roles``: ``select_by_role``, ``list_models_for_role``;
 - ``loader.hashing`` / ``loader.locks``: ``verify_model``, ``lock_model``,
   ``unlock_model``;
 - ``loader.orchestrator``: ``activate``, ``deactivate``, ``current`` (the one
@@ -30,6 +31,8 @@ _EXPORTS = {
     "Registry": "registry",
     "select_model": "service",
     "SelectedModel": "service",
+    "select_by_role": "roles",
+    "list_models_for_role": "roles",
     "verify_model": "locks",
     "lock_model": "locks",
     "unlock_model": "locks",
