@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from conftest import CLI, CURATED, DISCOVERED, Result, folder_digest
 
 LOCK_NAME = ".model_registry.lock"
@@ -51,9 +52,15 @@ def make_registry(
 
 def run_bounded(*args: str, timeout: float = 30, env: dict | None = None) -> Result:
     """The real CLI with a hard time limit (a hang fails the test, and the
-    child is killed rather than left behind)."""
+    child is killed rather than left behind). A ``registry.dir=`` word is
+    passed as IMAGEWORKS_REGISTRY_DIR instead, so the composed config is
+    cached across commands (see ``shared_config_cache``)."""
     full_env = dict(os.environ)
     full_env.update(env or {})
+    folders = [a for a in args if a.startswith("registry.dir=")]
+    if folders:
+        full_env["IMAGEWORKS_REGISTRY_DIR"] = folders[-1].partition("=")[2]
+        args = tuple(a for a in args if not a.startswith("registry.dir="))
     try:
         proc = subprocess.run(
             [str(CLI), *args], capture_output=True, text=True, env=full_env, timeout=timeout
@@ -92,6 +99,16 @@ def lock_held_elsewhere(path: Path, seconds: float = 120) -> Iterator[subprocess
         proc.kill()
         proc.wait(timeout=10)
         proc.stdout.close()
+
+
+@pytest.fixture(autouse=True)
+def shared_config_cache(tmp_path_factory, monkeypatch):
+    """One config cache for all hardening tests: Hydra composes once per set
+    of overrides instead of once per test (seconds each on a loaded machine)."""
+    cache = tmp_path_factory.getbasetemp() / "hardening-config-cache"
+    cache.mkdir(exist_ok=True)
+    monkeypatch.setenv("IMAGEWORKS_LOADER_CACHE", str(cache))
+    return cache
 
 
 def dead_pid() -> int:

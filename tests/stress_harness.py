@@ -8,6 +8,7 @@ processes against a real registry folder, and checks the files afterwards.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -53,12 +54,15 @@ def build_registry(folder: Path, entries: int) -> list[str]:
     return names
 
 
+def registry_env(folder: Path) -> dict[str, str]:
+    # The folder through the environment, not an override: the composed config
+    # is then cached across commands (an override is part of its cache key).
+    return {**os.environ, "IMAGEWORKS_REGISTRY_DIR": str(folder)}
+
+
 def cli(folder: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(CLI), *args, f"registry.dir={folder}"],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        [str(CLI), *args], capture_output=True, text=True, timeout=timeout, env=registry_env(folder)
     )
 
 
@@ -112,7 +116,8 @@ def kill_trials(
     for _ in range(trials):
         op, name = rng.choice(WRITE_OPS), rng.choice(names)
         proc = subprocess.Popen(
-            [str(CLI), op, name, f"registry.dir={folder}"],
+            [str(CLI), op, name],
+            env=registry_env(folder),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -13,6 +13,7 @@ import subprocess
 import pytest
 from bad_input_corpus import environment, fingerprint, load_cases, materialize, problems
 from conftest import CLI
+from hardening_support import shared_config_cache  # noqa: F401 (autouse fixture)
 
 CASES = load_cases()
 SAMPLE = ["syntax-00", "nonfinite-0", "deep-2", "special-fifo", "verify-0", "config-doubling"]
@@ -23,17 +24,10 @@ def test_the_corpus_holds_at_least_100_distinct_cases():
     assert len(ids) >= 100 and len(set(ids)) == len(ids)
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    # One config cache for the whole corpus: composing with Hydra once, not 140 times.
-    return tmp_path_factory.mktemp("corpus-cache")
-
-
 @pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
-def test_bad_input_in_process(case, tmp_path, capsys, monkeypatch, shared_cache):
+def test_bad_input_in_process(case, tmp_path, capsys, monkeypatch):
     from loader.cli import main
 
-    monkeypatch.setenv("IMAGEWORKS_LOADER_CACHE", str(shared_cache))
     folder, args = materialize(case, tmp_path)
     for key, value in environment(folder).items():
         monkeypatch.setenv(key, value)

@@ -19,6 +19,7 @@ from hardening_support import (
     lock_held_elsewhere,
     make_registry,
     run_bounded,
+    shared_config_cache,  # noqa: F401 (autouse fixture)
     unchanged,
 )
 
