@@ -61,17 +61,32 @@ def loads(text: str) -> Any:
 
 def check_depth(data: Any, limit: int = MAX_DEPTH) -> None:
     """Raise ``StrictJsonError`` naming the first value nested beyond ``limit``."""
+    # Level by level, containers only, no paths: this runs on every layer read.
+    level, depth = [data], 0
+    while level:
+        depth += 1
+        if depth > limit:
+            raise StrictJsonError(f"nested more than {limit} levels deep", _deep_path(data, limit))
+        deeper: list[Any] = []
+        for node in level:
+            values = node.values() if type(node) is dict else node
+            deeper += [v for v in values if type(v) is dict or type(v) is list]
+        level = deeper
+
+
+def _deep_path(data: Any, limit: int) -> Where:
     stack: list[tuple[Any, Where]] = [(data, ())]
     while stack:
         node, where = stack.pop()
         if len(where) >= limit:
-            raise StrictJsonError(f"nested more than {limit} levels deep", where)
+            return where
         if type(node) is dict:
             stack.extend((v, (*where, k)) for k, v in node.items() if type(v) in (dict, list))
         elif type(node) is list:
             stack.extend(
                 (v, (*where, str(i))) for i, v in enumerate(node) if type(v) in (dict, list)
             )
+    return ()
 
 
 def _find_non_finite(data: Any) -> tuple[Where, str]:

@@ -45,8 +45,16 @@ def build_registry(folder: Path, entries: int) -> list[str]:
         }
         for i, name in enumerate(names)
     ]
+    # Recorded artifacts make the discovered layer realistically large
+    # (~0.5 MB at 200 entries), so a kill can land in the middle of a write.
+    files = [{"path": f"shard-{j:02d}.safetensors", "sha256": f"{j:064x}"} for j in range(40)]
     discovered = [
-        {"name": name, "version_lock": {"locked": False}, "performance": {"rolling_samples": 0}}
+        {
+            "name": name,
+            "artifacts": {"aggregate_sha256": "", "files": files},
+            "version_lock": {"locked": False},
+            "performance": {"rolling_samples": 0},
+        }
         for name in names[::2]
     ]
     for file, layer in ((CURATED, curated), (DISCOVERED, discovered)):
@@ -105,11 +113,25 @@ class KillReport:
     temps_seen: int = 0
 
 
+def typical_write_seconds(folder: Path, names: list[str]) -> float:
+    """How long one write command takes here and now (the median of three)."""
+    times = []
+    for name in names[:3]:
+        started = time.monotonic()
+        cli(folder, "lock", name)
+        times.append(time.monotonic() - started)
+    return sorted(times)[1]
+
+
 def kill_trials(
-    folder: Path, names: list[str], trials: int, seed: int, max_delay: float = 0.8
+    folder: Path, names: list[str], trials: int, seed: int, max_delay: float | None = None
 ) -> KillReport:
     """``kill -9`` a lock/unlock/verify at a random moment, ``trials`` times;
-    after each, the files must parse and the next write must leave no temp file."""
+    after each, the files must parse and the next write must leave no temp file.
+    Kills fall uniformly within ``max_delay`` seconds of the start (default:
+    the typical length of a write command here, measured first)."""
+    if max_delay is None:
+        max_delay = typical_write_seconds(folder, names)
     rng = random.Random(seed)
     curated = (folder / CURATED).read_bytes()
     report = KillReport()
