@@ -62,7 +62,8 @@ def loads(text: str) -> Any:
 def check_depth(data: Any, limit: int = MAX_DEPTH) -> None:
     """Raise ``StrictJsonError`` naming the first value nested beyond ``limit``."""
     # Level by level, containers only, no paths: this runs on every layer read.
-    level, depth = [data], 0
+    level = [data] if type(data) is dict or type(data) is list else []
+    depth = 0
     while level:
         depth += 1
         if depth > limit:
