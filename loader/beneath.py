@@ -37,13 +37,13 @@ def open_root(root_real: str) -> int:
 
 
 def open_file_beneath(root_fd: int, rel: str) -> tuple[int, os.stat_result]:
-    """Open ``rel`` (``/``-separated, no links expected on it) under ``root_fd``.
+    """Open ``rel`` (no links expected on it) under ``root_fd``.
 
     Returns the descriptor and its ``fstat``. Raises ``LinkOnPath`` when a
     component is a symlink, ``NotRegularFile`` when the target is not a
     regular file, other ``OSError`` as the system reports them.
     """
-    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    parts = [p for p in rel.split(os.sep) if p not in ("", ".")]
     if not parts or ".." in parts:
         raise LinkOnPath(errno.EINVAL, f"not a plain relative path: {rel!r}")
     opened: list[int] = []
@@ -56,11 +56,20 @@ def open_file_beneath(root_fd: int, rel: str) -> tuple[int, os.stat_result]:
     finally:
         for folder_fd in opened:
             os.close(folder_fd)
-    st = os.fstat(file_fd)
+    return _regular(file_fd)
+
+
+def open_checked_path(path: str) -> tuple[int, os.stat_result]:
+    """The fallback without ``openat``: only the last component is guarded."""
+    return _regular(os.open(path, _FILE_FLAGS))
+
+
+def _regular(fd: int) -> tuple[int, os.stat_result]:
+    st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
-        os.close(file_fd)
+        os.close(fd)
         raise NotRegularFile(errno.EINVAL, "not a regular file")
-    return file_fd, st
+    return fd, st
 
 
 def _step(part: str, flags: int, dir_fd: int) -> int:

@@ -544,17 +544,9 @@ def _open_checked(
     who = f"model '{aset.name}'"
     try:
         if root_fd is None:  # no openat here: the checked path, final link refused
-            fd = os.open(
-                real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-            )
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                os.close(fd)
-                raise beneath.NotRegularFile(0, "not a regular file")
-            return fd, st
-        return beneath.open_file_beneath(
-            root_fd, os.path.relpath(real, os.path.realpath(aset.root)).replace(os.sep, "/")
-        )
+            return beneath.open_checked_path(real)
+        root_real = os.path.realpath(aset.root)
+        return beneath.open_file_beneath(root_fd, os.path.relpath(real, root_real))
     except beneath.NotRegularFile:
         raise ArtifactError(
             f"{who}: {shown} is not a regular file (swapped while verifying?); refusing to read it"
