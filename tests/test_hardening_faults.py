@@ -395,3 +395,16 @@ def test_a_few_doublings_still_resolve(reg):
     levels = ["+b0=x"] + [f"+b{i}=${{b{i - 1}}}${{b{i - 1}}}" for i in range(1, 5)]
     result = run_bounded("list", f"registry.dir={reg}", *levels)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_non_finite_value_set_from_python_is_never_written(reg):
+    from loader.config import load_config
+    from loader.errors import RegistryWriteError
+    from loader.registry import Registry
+
+    registry = Registry(load_config([f"registry.dir={reg}"]))
+    registry.get(NAME).generation_defaults["temperature"] = float("nan")
+    before = unchanged(reg)
+    with pytest.raises(RegistryWriteError, match="not JSON compliant"):
+        registry.save()
+    assert unchanged(reg) == before
