@@ -129,9 +129,9 @@ def kill_trials(
     """``kill -9`` a lock/unlock/verify at a random moment, ``trials`` times;
     after each, the files must parse and the next write must leave no temp file.
     Kills fall uniformly within ``max_delay`` seconds of the start (default:
-    the typical length of a write command here, measured first)."""
-    if max_delay is None:
-        max_delay = typical_write_seconds(folder, names)
+    the typical length of a write command here, measured first and then
+    followed as the machine's load changes)."""
+    recent = [max_delay or typical_write_seconds(folder, names)] * 3
     rng = random.Random(seed)
     curated = (folder / CURATED).read_bytes()
     report = KillReport()
@@ -143,7 +143,7 @@ def kill_trials(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0, max_delay))
+        time.sleep(rng.uniform(0, max_delay or sorted(recent[-5:])[len(recent[-5:]) // 2]))
         if proc.poll() is None:
             report.killed_mid_run += 1
         proc.send_signal(signal.SIGKILL)
@@ -152,7 +152,9 @@ def kill_trials(
         report.temps_seen += len(temp_files(folder))
         report.corrupt += layer_problems(folder, names, curated)
         # The next command, a locked write, must clean up after the dead one.
+        started = time.monotonic()
         follow = cli(folder, rng.choice(("lock", "unlock")), rng.choice(names))
+        recent.append(time.monotonic() - started)
         if follow.returncode != 0:
             report.corrupt.append(f"next command failed: {follow.stderr.strip()}")
         report.temps_after_next += len(temp_files(folder))
