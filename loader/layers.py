@@ -154,9 +154,9 @@ def _strict_message(path: Path, exc: strictjson.StrictJsonError) -> str:
         at = f" at {exc.line_col}" if exc.line_col else ""
         return f"{path}: JSON{at}: {exc.problem}"
     index, *field_path = exc.where
-    found = ""
-    with contextlib.suppress(Exception):  # best effort: the entry's name, if readable
-        found = f" {json.loads(path.read_bytes())[int(index)]['name']!r}"
+    entry = exc.document[int(index)] if isinstance(exc.document, list) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    found = f" {name!r}" if isinstance(name, str) else ""
     field = ".".join(field_path) or "(the entry itself)"
     return f"{path}: entry{found} (index {index}): {field}: {exc.problem}"
 

@@ -22,9 +22,12 @@ class StrictJsonError(ValueError):
     """Valid JSON that registry data may not hold; ``where`` is the path to it
     (entry index first for a layer), ``line_col`` a text position when known."""
 
-    def __init__(self, problem: str, where: Where = (), line_col: str = "") -> None:
+    def __init__(
+        self, problem: str, where: Where = (), line_col: str = "", document: Any = None
+    ) -> None:
         super().__init__(problem)
         self.problem, self.where, self.line_col = problem, where, line_col
+        self.document = document  # the parsed data, when parsing got that far
 
 
 class _NonFinite:
@@ -49,13 +52,17 @@ def loads(text: str) -> Any:
         data = json.loads(text, parse_constant=_NonFinite)
         where, token = _find_non_finite(data)
         raise StrictJsonError(
-            f"{token} is not a finite number (strict JSON has no {token})", where
+            f"{token} is not a finite number (strict JSON has no {token})", where, document=data
         ) from None
     except RecursionError:
         raise StrictJsonError(
             f"nested more than {MAX_DEPTH} levels deep", line_col=_deep_position(text)
         ) from None
-    check_depth(data)
+    try:
+        check_depth(data)
+    except StrictJsonError as exc:
+        exc.document = data
+        raise
     return data
 
 
