@@ -536,17 +536,16 @@ def _hash_path(
 
 
 def _open_checked(
-    aset: ArtifactSet, root_fd: int | None, real: str, rel: str
+    aset: ArtifactSet, root: beneath.Root | None, real: str, rel: str
 ) -> tuple[int, os.stat_result]:
     """Open a file for hashing without following links or blocking, refusing
     anything that is not a regular file beneath the root."""
     shown = aset.root / rel
     who = f"model '{aset.name}'"
     try:
-        if root_fd is None:  # no openat here: the checked path, final link refused
+        if root is None:  # no openat here: the checked path, final link refused
             return beneath.open_checked_path(real)
-        root_real = os.path.realpath(aset.root)
-        return beneath.open_file_beneath(root_fd, os.path.relpath(real, root_real))
+        return root.open_file(real)
     except beneath.NotRegularFile:
         raise ArtifactError(
             f"{who}: {shown} is not a regular file (swapped while verifying?); refusing to read it"
@@ -630,19 +629,21 @@ def hash_files(
 
     if todo:
         # Files are opened from the root's descriptor, never by path (see beneath.py).
-        root_fd = beneath.open_root(root_real) if beneath.SUPPORTED else None
+        opened_root = beneath.Root(root_real) if beneath.SUPPORTED else None
         try:
-            _hash_todo(aset, root_fd, todo, checked, digests, cache, workers, chunk, meter, stats)
+            _hash_todo(
+                aset, opened_root, todo, checked, digests, cache, workers, chunk, meter, stats
+            )
         finally:
             meter.finish()
-            if root_fd is not None:
-                os.close(root_fd)
+            if opened_root is not None:
+                opened_root.close()
     return [{"path": rel, "sha256": digests[rel]} for rel in sorted(digests)]
 
 
 def _hash_todo(
     aset: ArtifactSet,
-    root_fd: int | None,
+    root: beneath.Root | None,
     todo: dict[str, list[str]],
     checked: dict[str, os.stat_result],
     digests: dict[str, str],
@@ -661,7 +662,7 @@ def _hash_todo(
         rels = todo[real]
         if cancel.is_set():
             return
-        opened = _open_checked(aset, root_fd, real, rels[0])
+        opened = _open_checked(aset, root, real, rels[0])
         try:
             sha, before, after = _hash_path(opened, chunk, meter, cancel)
         except _Cancelled:
