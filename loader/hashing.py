@@ -132,11 +132,22 @@ def _inside(path: str, root_real: str) -> bool:
     return path == root_real or os.path.commonpath([path, root_real]) == root_real
 
 
+def _real(name: str, path: Path | str) -> str:
+    # realpath itself races: a link removed between its lstat and readlink raises.
+    try:
+        return os.path.realpath(path)
+    except OSError as exc:
+        raise ArtifactError(
+            f"model '{name}': {path} changed while it was being resolved ({exc.strerror}); "
+            "run verify again once it is stable"
+        ) from None
+
+
 def _require_dir(name: str, root: Path, what: str) -> str:
     if not root.is_dir():
         problem = "is not a folder" if root.exists() else "does not exist"
         raise ArtifactError(f"model '{name}': {what} {root} {problem}")
-    return os.path.realpath(root)
+    return _real(name, root)
 
 
 def _escaping_link_error(name: str, root: Path, root_real: str, rel: str) -> ArtifactError:
@@ -146,13 +157,13 @@ def _escaping_link_error(name: str, root: Path, root_real: str, rel: str) -> Art
         prefix = "/".join(parts[:i])
         candidate = root / prefix
         if candidate.is_symlink():
-            target = os.path.realpath(candidate)
+            target = _real(name, candidate)
             if not _inside(target, root_real):
                 return ArtifactError(
                     f"model '{name}': symlink {candidate} points outside {root} "
                     f"(to {target}); refusing to follow it"
                 )
-    target = os.path.realpath(root / rel)
+    target = _real(name, root / rel)
     return ArtifactError(
         f"model '{name}': {root / rel} resolves outside {root} (to {target}); refusing to read it"
     )
@@ -169,7 +180,7 @@ def _resolve_download_files(name: str, root: Path, download_files: list[str]) ->
                 f"{root} (absolute paths and '..' are refused)"
             )
         rel = pure.as_posix()
-        real = os.path.realpath(root / rel)
+        real = _real(name, root / rel)
         if not _inside(real, root_real):
             raise _escaping_link_error(name, root, root_real, rel)
         try:
@@ -201,7 +212,7 @@ def _resolve_folder(name: str, root: Path) -> ArtifactSet:
         for entry in entries:
             rel = rel_prefix + entry.name
             if entry.is_symlink():
-                target = os.path.realpath(entry.path)
+                target = _real(name, entry.path)
                 if not _inside(target, root_real):
                     raise ArtifactError(
                         f"model '{name}': symlink {root / rel} points outside {root} "
@@ -265,11 +276,12 @@ def _resolve_ollama(name: str, model_path: str, models_dir: Path) -> ArtifactSet
         raise ArtifactError(
             f"model '{name}': Ollama manifest for {model_path!r} not found at {manifest}"
         )
-    models_real = os.path.realpath(models_dir)
-    if not _inside(os.path.realpath(manifest), models_real):
+    models_real = _real(name, models_dir)
+    manifest_real = _real(name, manifest)
+    if not _inside(manifest_real, models_real):
         raise ArtifactError(
             f"model '{name}': Ollama manifest {manifest} resolves outside {models_dir} "
-            f"(to {os.path.realpath(manifest)}); refusing to read it"
+            f"(to {manifest_real}); refusing to read it"
         )
     try:
         # Not read_text: a manifest swapped for a FIFO must not block verify.
@@ -297,7 +309,7 @@ def _resolve_ollama(name: str, model_path: str, models_dir: Path) -> ArtifactSet
             )
         rel = f"blobs/sha256-{hexdigest}"
         blob = models_dir / rel
-        real = os.path.realpath(blob)
+        real = _real(name, blob)
         if not _inside(real, models_real):
             raise _escaping_link_error(name, models_dir, models_real, rel)
         if not os.path.isfile(real):
@@ -585,7 +597,7 @@ def hash_files(
     """
     aset = artifact_set
     root = Path(aset.root)
-    root_real = os.path.realpath(root)
+    root_real = _real(aset.name, root)
     stats = stats if stats is not None else HashStats()
     chunk = max(64 * 1024, int(chunk_bytes))
 
@@ -595,7 +607,7 @@ def hash_files(
     todo: dict[str, list[str]] = {}  # real path -> relative paths sharing it
     checked: dict[str, os.stat_result] = {}  # real path -> its stat when checked
     for rel in aset.files:
-        real = os.path.realpath(root / rel)
+        real = _real(aset.name, root / rel)
         if not _inside(real, root_real):
             raise _escaping_link_error(aset.name or "?", root, root_real, rel)
         try:

@@ -18,7 +18,7 @@ from loader import hashing
 from loader.errors import ArtifactError
 
 SEED = int(os.environ.get("IMAGEWORKS_STRESS_SEED", "11"))
-ROUNDS = 40
+ROUNDS = int(os.environ.get("IMAGEWORKS_STRESS_ROUNDS", "40"))
 INSIDE, SECRET = b"inside" * 1000, b"secret" * 1000
 VERSION_A, VERSION_B = os.urandom(200_000), os.urandom(200_001)
 
