@@ -168,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(sub)
 
     sub = command(
+        "refresh",
+        "Re-import, hash, verify, probe and regenerate the snapshot; write a report.",
+        "Runs the doit task graph (the same as `doit refresh`), redoing only what\n"
+        "changed, then writes a JSON report and a Markdown summary where the profile\n"
+        "says (profile.report, profile.summary) and prints the report on stdout.\n"
+        "Exits 2 when a version lock is violated, 1 when any other task failed.\n"
+        "Example: imageworks-loader refresh profile=ci registry.dir=/srv/configs",
+    )
+    sub.add_argument("--jobs", "-j", type=int, default=None, help="tasks run in parallel")
+    _add_common(sub)
+
+    sub = command(
         "snapshot",
         "Regenerate the merged snapshot model_registry.json if its content changed.",
     )
@@ -196,7 +208,7 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _operation_arguments(args: argparse.Namespace) -> dict[str, Any]:
     arguments: dict[str, Any] = {}
-    for key in ("name", "role"):
+    for key in ("name", "role", "jobs"):
         if getattr(args, key, None) is not None:
             arguments[key] = getattr(args, key)
     for key in ("all", "rehash", "set_expected"):

@@ -133,6 +133,18 @@ def unlock_op(registry: Registry, name: str) -> dict[str, Any]:
     return result
 
 
+def refresh_op(registry: Registry, jobs: int = 1) -> Any:
+    """Re-import, hash, verify, probe and snapshot; write the report and summary."""
+    from .pipeline.run import run_graph
+    from .tasks import build_graph
+
+    graph = build_graph(registry=registry)
+    record = run_graph(graph, ["refresh"], jobs=int(jobs or 1))
+    report = graph.last_report or {}
+    code = max(record.exit_code, int(report.get("exit_code", 0)))
+    return Outcome(report, code) if code else report
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
@@ -163,5 +175,6 @@ OPERATIONS: dict[str, Operation] = {
         Operation("verify", verify_op, ("name", "all", "rehash")),
         Operation("lock", lock_op, ("name", "set_expected"), ("name",)),
         Operation("unlock", unlock_op, ("name",), ("name",)),
+        Operation("refresh", refresh_op, ("jobs",)),
     )
 }

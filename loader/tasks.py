@@ -1,38 +1,331 @@
-"""doit task builders; ``dodo.py`` only lists them.
+"""The doit task graph: the registry plus ``conf/`` are the desired state.
 
-Each task calls the same operation the CLI does. doit's own file tracking
-(``file_dep``/``targets``) makes a task rerun only when its inputs changed.
+``build_graph`` composes the config and loads the registry once, works out
+which files each model is made of, and ``dodo_namespace`` turns that into doit
+tasks whose actions call the same operations as the CLI (``OPERATIONS``).
+``dodo.py`` only exposes the namespace; ``imageworks-loader refresh`` runs the
+same namespace in-process (``loader.pipeline.run``).
+
+    hash:NAME      read a model's files into the stat cache (file deps: its files)
+    verify:NAME    record the hashes and enforce the version lock
+    snapshot       regenerate model_registry.json (deps: both layers, the config)
+    refresh        everything above, then the JSON report and Markdown summary
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
-from collections.abc import Sequence
+import os
+import re
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .config import load_config
+from .config import Config, load_config
+from .errors import EXIT_INTEGRITY, ArtifactError, RegistryError
+from .hashing import ArtifactSet
 from .registry import Registry
 
+# The task groups a plain `doit` runs, in this order (snapshot last: the
+# tasks before it write the discovered layer).
+CHAIN_GROUPS = ("hash", "verify", "probe", "activate", "snapshot")
 
-def _registry(overrides: Sequence[str]) -> Registry:
-    return Registry(load_config(list(overrides)))
+
+def overrides_from_doit_vars(variables: Mapping[str, str]) -> list[str]:
+    """Hydra overrides from doit's ``key=value`` words: ``overrides="a=1 b=2"``
+    and any other ``key=value`` (``doit registry.dir=/srv/configs``)."""
+    words = shlex.split(variables.get("overrides", ""))
+    return words + [f"{key}={value}" for key, value in variables.items() if key != "overrides"]
 
 
-def snapshot_task(overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Regenerate model_registry.json when a layer file changed."""
-    registry = _registry(overrides)
-    files = registry.layer_files()
+@dataclass
+class Graph:
+    """One composed config and registry, and what the tasks need from them."""
 
-    def regenerate() -> bool:
-        from .operations import snapshot_op
+    registry: Registry
+    # name -> its files, or why it has none on this host
+    artifacts: dict[str, ArtifactSet] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    # Filled by the reporter when a run completes.
+    last_run: Any = None
+    last_report: dict[str, Any] | None = None
 
-        print(json.dumps(snapshot_op(_registry(overrides))))
-        return True
+    @property
+    def config(self) -> Config:
+        return self.registry.cfg
+
+    def profile(self, key: str, default: Any = None) -> Any:
+        return self.config.get(f"profile.{key}", default)
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(os.path.expanduser(str(self.config.get("pipeline.state_dir"))))
+
+    @property
+    def hash_cache_path(self) -> Path:
+        folder = self.registry.layer_files().folder
+        return folder / str(self.config.get("hashing.cache_file"))
+
+
+def build_graph(overrides: Sequence[str] = (), *, registry: Registry | None = None) -> Graph:
+    """Compose the config and load the registry (once each) and find every
+    model's files. Raises ``RegistryError`` for bad overrides or layers."""
+    from .locks import artifact_set_for
+
+    if registry is None:
+        registry = Registry(load_config(list(overrides)), defer_snapshot_refresh=True)
+    graph = Graph(registry)
+    for name, entry in sorted(registry.ensure_loaded().items()):
+        try:
+            graph.artifacts[name] = artifact_set_for(entry, registry)
+        except ArtifactError as exc:
+            graph.missing[name] = str(exc)
+    return graph
+
+
+# --- actions: call an operation, turn its errors into one-line task failures ----
+
+
+def _operation_action(operation: str, registry: Registry, arguments: dict[str, Any]) -> Callable:
+    def action() -> Any:
+        from .operations import OPERATIONS
+
+        return OPERATIONS[operation].call(registry, arguments)
+
+    return guarded(action)
+
+
+def guarded(call: Callable[[], Any]) -> Callable[[], Any]:
+    """A doit python-action: a dict result is kept as the task's values; a
+    ``RegistryError`` becomes a one-line failure carrying its exit code."""
+    from .pipeline.report import OperationFailed
+
+    def action() -> Any:
+        from .operations import Outcome
+
+        try:
+            result = call()
+        except RegistryError as exc:
+            return OperationFailed.from_error(exc)
+        if isinstance(result, Outcome):
+            if result.exit_code:
+                return OperationFailed(result.message, exit_code=result.exit_code)
+            result = result.data
+        return result if isinstance(result, dict) else {"result": result}
+
+    action.__name__ = getattr(call, "__name__", "action")
+    return action
+
+
+def files_stamp(paths: Sequence[str]) -> str:
+    """What a ``touch`` changes, so ``verify`` reruns after one."""
+    digest = hashlib.sha256()
+    for path in paths:
+        st = os.stat(path)
+        digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+# --- the tasks ------------------------------------------------------------------
+
+
+def file_deps(artifact_set: ArtifactSet) -> list[str]:
+    deps = [str(artifact_set.root / rel) for rel in artifact_set.files]
+    if artifact_set.manifest is not None:
+        deps.append(str(artifact_set.manifest))
+    return deps
+
+
+def hash_tasks(graph: Graph) -> list[dict[str, Any]]:
+    from .locks import hash_model
+
+    tasks = []
+    for name, artifact_set in graph.artifacts.items():
+        deps = file_deps(artifact_set)
+
+        def run(name: str = name, deps: list[str] = deps) -> dict[str, Any]:
+            result = hash_model(graph.registry.get(name), registry=graph.registry)
+            return {**result, "stamp": files_stamp(deps)}
+
+        tasks.append(
+            {
+                "name": name,
+                "actions": [guarded(run)],
+                "file_dep": deps,
+                "doc": f"Hash {name}'s {len(deps)} files into the stat cache.",
+            }
+        )
+    return tasks
+
+
+def _lock_inputs(graph: Graph, name: str) -> dict[str, Any]:
+    entry = graph.registry.entries[name]
+    lock = entry.version_lock
+    return {
+        "locked": bool(lock.locked),
+        "expected": lock.expected_aggregate_sha256,
+        "model_path": entry.backend_config.model_path,
+        "download_path": entry.download_path,
+        "download_files": list(entry.download_files),
+    }
+
+
+def verify_tasks(graph: Graph) -> list[dict[str, Any]]:
+    from doit.tools import config_changed, result_dep
+
+    tasks = []
+    for name in graph.artifacts:
+        tasks.append(
+            {
+                "name": name,
+                "actions": [_operation_action("verify", graph.registry, {"name": name})],
+                "uptodate": [result_dep(f"hash:{name}"), config_changed(_lock_inputs(graph, name))],
+                "doc": f"Verify {name} against its version lock and record its hashes.",
+            }
+        )
+    strict = graph.profile("strict_integrity") is True
+    for name, reason in graph.missing.items():
+        if strict and graph.registry.entries[name].version_lock.locked:
+            tasks.append(_unprovable_lock_task(name, reason))
+    return tasks
+
+
+def _unprovable_lock_task(name: str, reason: str) -> dict[str, Any]:
+    from .pipeline.report import OperationFailed
+
+    message = f"model {name!r} is locked but cannot be verified on this host: {reason}"
+
+    def fail() -> OperationFailed:
+        return OperationFailed(message, exit_code=EXIT_INTEGRITY)
 
     return {
-        "actions": [regenerate],
+        "name": name,
+        "actions": [fail],
+        "uptodate": [False],
+        "doc": f"Fail: {name} is locked but its files are missing (strict integrity).",
+    }
+
+
+_CONFIG_REF = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*\}")
+_ENV_REF = re.compile(r"\$\{oc\.env:([A-Za-z_]\w*)")
+
+
+def snapshot_inputs(graph: Graph) -> dict[str, Any]:
+    """The config values and environment variables the snapshot's content
+    depends on: the registry settings and what the layers interpolate."""
+    files = graph.registry.layer_files()
+    text = ""
+    for path in (files.curated, files.discovered):
+        with contextlib.suppress(OSError):  # a missing layer interpolates nothing
+            text += path.read_text(encoding="utf-8")
+    keys = sorted(set(_CONFIG_REF.findall(text)))
+    env = sorted(set(_ENV_REF.findall(text)))
+    registry = dict(graph.config.get("registry") or {})
+    registry.pop("refresh_snapshot_on_load", None)
+    return {
+        "registry": registry,
+        "config": {key: _jsonable(graph.config.get(key)) for key in keys},
+        "env": {name: os.environ.get(name) for name in env},
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def snapshot_task(graph: Graph, writers: Sequence[str]) -> dict[str, Any]:
+    """After every task that writes the discovered layer (``writers``): doit has
+    no ordering without a dependency, and a snapshot taken before them would
+    make the next run redo it. When one of them fails, the snapshot waits."""
+    from doit.tools import config_changed
+
+    files = graph.registry.layer_files()
+    return {
+        "actions": [_operation_action("snapshot", graph.registry, {})],
         "file_dep": [str(p) for p in (files.curated, files.discovered) if p.exists()],
         "targets": [str(files.snapshot)],
-        "verbosity": 2,
-        "doc": "Regenerate the merged snapshot when a layer file changed.",
+        "task_dep": list(writers),
+        "uptodate": [config_changed(snapshot_inputs(graph))],
+        "doc": "Regenerate the merged snapshot when a layer or the config it uses changed.",
     }
+
+
+def default_groups(graph: Graph, present: Sequence[str]) -> list[str]:
+    """What a plain ``doit`` runs: every chain, plus the opt-in importers the
+    profile enables (they run first: hashing follows what they import)."""
+    groups = [g for g in ("import", "rediscover") if g in present and graph.profile(_OPT_IN[g])]
+    return groups + [g for g in CHAIN_GROUPS if g in present]
+
+
+_OPT_IN = {"import": "import_ollama", "rediscover": "rediscover"}
+
+
+def refresh_task(groups: Sequence[str]) -> dict[str, Any]:
+    return {
+        "actions": None,
+        "task_dep": list(groups),
+        "doc": "Re-import, hash, verify, probe and snapshot; write the report and summary.",
+    }
+
+
+# --- the doit namespace -----------------------------------------------------------
+
+
+def dodo_namespace(graph: Graph, *, in_process: bool = False) -> dict[str, Any]:
+    """``DOIT_CONFIG`` and the ``task_*`` generators for one graph."""
+    from .pipeline.checker import checker_for
+    from .pipeline.report import reporter_for
+
+    built: dict[str, Any] = {"hash": hash_tasks(graph), "verify": verify_tasks(graph)}
+    writers = [f"verify:{task['name']}" for task in built["verify"]]
+    built["snapshot"] = snapshot_task(graph, writers)
+    groups = default_groups(graph, list(built))
+    built["refresh"] = refresh_task(groups)
+    quiet = graph.profile("log_format") == "json"
+
+    namespace: dict[str, Any] = {
+        "DOIT_CONFIG": {
+            "default_tasks": groups,
+            "dep_file": str(graph.state_dir / "doit.sqlite3"),
+            "backend": "sqlite3",
+            "check_file_uptodate": checker_for(graph.hash_cache_path),
+            "reporter": reporter_for(graph, in_process=in_process),
+            "continue": True,  # a failing chain stops only itself
+            "verbosity": 0 if quiet else 2,  # json logs: capture output, re-emit as JSON
+            "subtasks": True,  # `doit list` shows every task
+        }
+    }
+    graph.state_dir.mkdir(parents=True, exist_ok=True)
+    for group, tasks in built.items():
+        namespace[f"task_{group}"] = _task_generator(group, tasks)
+    return namespace
+
+
+_GROUP_DOCS = {
+    "hash": "Hash each model's files into the stat cache (reruns when a file changed).",
+    "verify": "Verify each model against its version lock (after hash:NAME).",
+}
+
+
+def _task_generator(group: str, tasks: Any) -> Callable[[], Any]:
+    if group in _GROUP_DOCS:
+
+        def generate() -> Any:
+            yield from tasks
+
+    else:
+
+        def generate() -> Any:
+            return tasks
+
+    generate.__name__ = f"task_{group}"
+    generate.__doc__ = _GROUP_DOCS.get(group)
+    return generate
