@@ -286,8 +286,9 @@ def to_json(result: Any) -> str:
     return json.dumps(result, indent=2)
 
 
-def emit(command: str, result: Any) -> int:
-    """Print a result as JSON on stdout; an ``Outcome`` also sets the exit code."""
+def emit(command: str, result: Any, *, compact: bool = False) -> int:
+    """Print a result as JSON on stdout; an ``Outcome`` also sets the exit code.
+    ``compact``: on one line (a sweep prints JSON Lines, one job per line)."""
     from .operations import Outcome
 
     code = EXIT_OK
@@ -297,7 +298,8 @@ def emit(command: str, result: Any) -> int:
                 print(f"{PROG} {command}: {line}", file=sys.stderr)
         result, code = result.data, result.exit_code
     try:
-        sys.stdout.write(to_json(result) + "\n")
+        text = json.dumps(result, separators=(",", ":")) if compact else to_json(result)
+        sys.stdout.write(text + "\n")
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader stopped early (`| head`): say nothing more, here or at exit.
