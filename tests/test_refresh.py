@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
+import sys
 
 import jsonschema
 import pytest
+import yaml
 from conftest import CLI, ROOT, read_json
 from pipeline_support import SHARDS, make_site
 
@@ -102,3 +105,52 @@ def test_the_default_profile_keeps_the_report_in_the_state_folder(site):
     assert read_json(state / "refresh-report.json")["profile"] == "default"
     assert (state / "refresh-summary.md").is_file()
     assert not run.stderr.strip().startswith("{")  # text logs outside the CI profile
+
+
+def test_the_guide_shows_the_shipped_workflow_in_full():
+    guide = (ROOT / "docs" / "scheduled-refresh.md").read_text()
+    shipped = (ROOT / "docs" / "examples" / "registry-refresh.yml").read_text()
+    assert f"```yaml\n{shipped}```" in guide
+    workflow = yaml.safe_load(shipped)
+    steps = workflow["jobs"]["refresh"]["steps"]
+    runs = " ".join(step.get("run", "") for step in steps)
+    assert workflow[True]["schedule"][0]["cron"]  # YAML reads the key `on` as True
+    assert "imageworks-loader refresh profile=ci" in runs
+    assert any("upload-artifact" in step.get("uses", "") for step in steps)
+    assert any("create-pull-request" in step.get("uses", "") for step in steps)
+
+
+MERGE = ROOT / "docs" / "examples" / "merge_reports.py"
+
+
+def merge(*reports):
+    return subprocess.run(
+        [sys.executable, str(MERGE), *map(str, reports)], capture_output=True, text=True
+    )
+
+
+def test_reports_of_a_fleet_merge_and_a_lock_seen_nowhere_fails(site, tmp_path):
+    assert cli_refresh(site, "profile=ci").returncode == 0
+    one = read_json(tmp_path / "out" / "report.json")
+    other = copy.deepcopy(one)
+    other["host"] = "gpu-2"
+    for model in other["models"]:  # gpu-2 has only beta's weights
+        if model["name"] == "alpha":
+            model.update(on_host=False, skipped="not here")
+    (tmp_path / "a.json").write_text(json.dumps(one))
+    (tmp_path / "b.json").write_text(json.dumps(other))
+    merged = merge(tmp_path / "a.json", tmp_path / "b.json")
+    assert merged.returncode == 0, merged.stderr
+    fleet = json.loads(merged.stdout)
+    assert [h["host"] for h in fleet["hosts"]] == sorted([one["host"], "gpu-2"])
+    models = {m["name"]: m for m in fleet["models"]}
+    assert list(models["alpha"]["hosts"]) == [one["host"]]
+    assert models["beta_(Q4_K_M)"]["verified_on"] == sorted([one["host"], "gpu-2"])
+
+    for model in other["models"]:  # gpu-2 holds different bytes under beta's name
+        if model["name"] == "beta_(Q4_K_M)":
+            model["aggregate_sha256"] = "0" * 64
+    (tmp_path / "b.json").write_text(json.dumps(other))
+    disagree = merge(tmp_path / "a.json", tmp_path / "b.json")
+    assert disagree.returncode == 2
+    assert "beta_(Q4_K_M): hosts disagree about the aggregate" in disagree.stderr
