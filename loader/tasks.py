@@ -24,12 +24,15 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, load_config
 from .errors import EXIT_INTEGRITY, ArtifactError, RegistryError
-from .hashing import ArtifactSet
-from .registry import Registry
+from .hashing import ArtifactSet, resolve_artifact_set
+from .snapshot import LayerFiles, layer_files_for
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 # The task groups a plain `doit` runs, in this order (snapshot last: the
 # tasks before it write the discovered layer).
@@ -45,19 +48,28 @@ def overrides_from_doit_vars(variables: Mapping[str, str]) -> list[str]:
 
 @dataclass
 class Graph:
-    """One composed config and registry, and what the tasks need from them."""
+    """One composed config and registry, and what the tasks need from them.
 
-    registry: Registry
+    ``entries`` are plain data: when the snapshot is confirmed current they
+    are read from it without pydantic, so a no-op ``doit`` costs little more
+    than doit itself. ``registry`` is created on first use, by an action."""
+
+    config: Config
+    files: LayerFiles
+    entries: dict[str, dict[str, Any]]
     # name -> its files, or why it has none on this host
     artifacts: dict[str, ArtifactSet] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     # Filled by the reporter when a run completes.
     last_run: Any = None
     last_report: dict[str, Any] | None = None
+    given_registry: Registry | None = None
 
-    @property
-    def config(self) -> Config:
-        return self.registry.cfg
+    @functools.cached_property
+    def registry(self) -> Registry:
+        from .registry import Registry
+
+        return self.given_registry or Registry(self.config, defer_snapshot_refresh=True)
 
     def profile(self, key: str, default: Any = None) -> Any:
         return self.config.get(f"profile.{key}", default)
@@ -68,21 +80,49 @@ class Graph:
 
     @property
     def hash_cache_path(self) -> Path:
-        folder = self.registry.layer_files().folder
-        return folder / str(self.config.get("hashing.cache_file"))
+        return self.files.folder / str(self.config.get("hashing.cache_file"))
+
+
+def _confirmed_snapshot(config: Config, files: LayerFiles) -> dict[str, dict[str, Any]] | None:
+    """The snapshot as plain data when it is known to be what the current layers
+    compose to (the check ``Registry.load`` makes), else None."""
+    from .compose import DynamicFields
+    from .snapshot import SnapshotStamps
+
+    stamps = SnapshotStamps(files, DynamicFields(config.get("registry.dynamic_fields")))
+    stats = stamps.current()
+    if config.get("entry_overrides") or not stamps.matches(stats):
+        return None
+    try:
+        data = json.loads(files.snapshot.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if stamps.current() != stats or not isinstance(data, list):
+        return None  # replaced while we read it
+    return {entry["name"]: entry for entry in data if isinstance(entry, dict) and "name" in entry}
 
 
 def build_graph(overrides: Sequence[str] = (), *, registry: Registry | None = None) -> Graph:
-    """Compose the config and load the registry (once each) and find every
+    """Compose the config and read the registry (once each) and find every
     model's files. Raises ``RegistryError`` for bad overrides or layers."""
-    from .locks import artifact_set_for
-
-    if registry is None:
-        registry = Registry(load_config(list(overrides)), defer_snapshot_refresh=True)
-    graph = Graph(registry)
-    for name, entry in sorted(registry.ensure_loaded().items()):
+    config = registry.cfg if registry is not None else load_config(list(overrides))
+    files = layer_files_for(config)
+    entries = None if registry is not None else _confirmed_snapshot(config, files)
+    graph = Graph(config, files, entries or {}, given_registry=registry)
+    if entries is None:  # compose the layers (and validate them) the usual way
+        loaded = graph.registry.ensure_loaded()
+        graph.entries = {name: entry.model_dump() for name, entry in loaded.items()}
+    ollama_models = Path(str(config.get("paths.ollama_models"))).expanduser()
+    for name in sorted(graph.entries):
+        entry = graph.entries[name]
         try:
-            graph.artifacts[name] = artifact_set_for(entry, registry)
+            graph.artifacts[name] = resolve_artifact_set(
+                name=name,
+                model_path=(entry.get("backend_config") or {}).get("model_path"),
+                download_path=entry.get("download_path"),
+                download_files=list(entry.get("download_files") or []),
+                ollama_models_dir=ollama_models,
+            )
         except ArtifactError as exc:
             graph.missing[name] = str(exc)
     return graph
@@ -91,11 +131,11 @@ def build_graph(overrides: Sequence[str] = (), *, registry: Registry | None = No
 # --- actions: call an operation, turn its errors into one-line task failures ----
 
 
-def _operation_action(operation: str, registry: Registry, arguments: dict[str, Any]) -> Callable:
+def _operation_action(operation: str, graph: Graph, arguments: dict[str, Any]) -> Callable:
     def action() -> Any:
         from .operations import OPERATIONS
 
-        return OPERATIONS[operation].call(registry, arguments)
+        return OPERATIONS[operation].call(graph.registry, arguments)
 
     return guarded(action)
 
@@ -103,7 +143,7 @@ def _operation_action(operation: str, registry: Registry, arguments: dict[str, A
 def guarded(call: Callable[[], Any]) -> Callable[[], Any]:
     """A doit python-action: a dict result is kept as the task's values; a
     ``RegistryError`` becomes a one-line failure carrying its exit code."""
-    from .pipeline.report import OperationFailed
+    from .pipeline.reporter import OperationFailed
 
     def action() -> Any:
         from .operations import Outcome
@@ -187,16 +227,19 @@ def hash_tasks(graph: Graph) -> list[dict[str, Any]]:
     return tasks
 
 
+def _lock(entry: dict[str, Any]) -> dict[str, Any]:
+    return entry.get("version_lock") or {}
+
+
 def _lock_inputs(graph: Graph, name: str) -> str:
     """What verify's outcome depends on besides the files, as one key."""
-    entry = graph.registry.entries[name]
-    lock = entry.version_lock
+    entry = graph.entries[name]
     inputs = [
-        bool(lock.locked),
-        lock.expected_aggregate_sha256,
-        entry.backend_config.model_path,
-        entry.download_path,
-        list(entry.download_files),
+        bool(_lock(entry).get("locked")),
+        _lock(entry).get("expected_aggregate_sha256"),
+        (entry.get("backend_config") or {}).get("model_path"),
+        entry.get("download_path"),
+        list(entry.get("download_files") or []),
     ]
     return hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:24]
 
@@ -232,13 +275,13 @@ def verify_tasks(graph: Graph) -> list[dict[str, Any]]:
         )
     strict = graph.profile("strict_integrity") is True
     for name, reason in graph.missing.items():
-        if strict and graph.registry.entries[name].version_lock.locked:
+        if strict and _lock(graph.entries[name]).get("locked"):
             tasks.append(_unprovable_lock_task(name, reason))
     return tasks
 
 
 def _unprovable_lock_task(name: str, reason: str) -> dict[str, Any]:
-    from .pipeline.report import OperationFailed
+    from .pipeline.reporter import OperationFailed
 
     message = f"model {name!r} is locked but cannot be verified on this host: {reason}"
 
@@ -260,7 +303,7 @@ _ENV_REF = re.compile(r"\$\{oc\.env:([A-Za-z_]\w*)")
 def snapshot_inputs(graph: Graph) -> dict[str, Any]:
     """The config values and environment variables the snapshot's content
     depends on: the registry settings and what the layers interpolate."""
-    files = graph.registry.layer_files()
+    files = graph.files
     text = ""
     for path in (files.curated, files.discovered):
         with contextlib.suppress(OSError):  # a missing layer interpolates nothing
@@ -290,9 +333,9 @@ def snapshot_task(graph: Graph, writers: Sequence[str]) -> dict[str, Any]:
     make the next run redo it. When one of them fails, the snapshot waits."""
     from doit.tools import config_changed
 
-    files = graph.registry.layer_files()
+    files = graph.files
     return {
-        "actions": [_operation_action("snapshot", graph.registry, {})],
+        "actions": [_operation_action("snapshot", graph, {})],
         "file_dep": [str(p) for p in (files.curated, files.discovered) if p.exists()],
         "targets": [str(files.snapshot)],
         "task_dep": list(writers),
@@ -325,7 +368,7 @@ def refresh_task(groups: Sequence[str]) -> dict[str, Any]:
 def dodo_namespace(graph: Graph, *, in_process: bool = False) -> dict[str, Any]:
     """``DOIT_CONFIG`` and the ``task_*`` generators for one graph."""
     from .pipeline.checker import checker_for
-    from .pipeline.report import reporter_for
+    from .pipeline.reporter import reporter_for
 
     built: dict[str, Any] = {"hash": hash_tasks(graph), "verify": verify_tasks(graph)}
     writers = [f"verify:{task['name']}" for task in built["verify"]]
