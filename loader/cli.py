@@ -47,6 +47,7 @@ NAME_HELP = "the model's logical name (or sweep several: -m \"name='a','b'\")"
 
 # Options whose next word is their value, so it is never taken as an override.
 _VALUE_OPTIONS = {"--set", "--role", "--require", "--cfg", "-c", "--package", "-p"}
+_VALUE_OPTIONS |= {"--url", "--backend", "--name"}  # the importers'
 _HYDRA_FLAGS = {"--cfg", "-c", "--resolve", "--package", "-p", "-m", "--multirun", "--info", "-i"}
 
 
@@ -184,7 +185,63 @@ def build_parser() -> argparse.ArgumentParser:
         "Regenerate the merged snapshot model_registry.json if its content changed.",
     )
     _add_common(sub)
+
+    _add_importers(command)
     return parser
+
+
+IMPORT_DETAIL = (
+    "Writes only the discovered layer (never the curated file), through the locked save;\n"
+    "a second run with nothing changed writes nothing. Prints JSON: added, updated and\n"
+    "missing entries, field by field (before/after). --dry-run prints the same and\n"
+    "writes nothing. Fields the registry marks dynamic (artifacts, download_*, ...) and\n"
+    "importers.refresh_fields are refreshed; other fields are filled only while unset."
+)
+
+
+def _add_importers(command) -> None:
+    dry_run_help = "print what would change, write nothing"
+    sub = command(
+        "import-ollama",
+        "Record the models of a running Ollama server (GET /api/tags, POST /api/show).",
+        "The URL defaults to importers.ollama.url, which reads OLLAMA_HOST (a bare\n"
+        "host:port is accepted), else http://127.0.0.1:11434. A tag already recorded\n"
+        "(backend ollama, same served_model_id) updates every entry that records it; a\n"
+        "model gone from Ollama is kept and marked (metadata.ollama_missing_since).\n"
+        "New entries get backend_config.host from IMAGEWORKS_OLLAMA_HOST\n"
+        "(default host.docker.internal).\n\n" + IMPORT_DETAIL,
+    )
+    sub.add_argument("--url", help="the Ollama server, e.g. http://127.0.0.1:11434 or host:port")
+    sub.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    _add_common(sub)
+
+    sub = command(
+        "import-dir",
+        "Record model folders (a config.json or a .gguf file) as registry entries.",
+        "A PATH that is not itself a model folder is searched for model folders\n"
+        "(to importers.rediscover.depth levels). A folder an entry already records\n"
+        "(same backend, same resolved path) updates that entry.\n\n" + IMPORT_DETAIL,
+    )
+    sub.add_argument("dirs", nargs="*", metavar="PATH", help="a model folder, or a folder of them")
+    sub.add_argument("--backend", help="the backend new entries get (default: vllm)")
+    sub.add_argument("--name", help="the logical name for the one model folder given")
+    sub.add_argument(
+        "--hash",
+        action="store_true",
+        help="also record the artifacts' sha256 (the same hash cache as verify)",
+    )
+    sub.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    _add_common(sub)
+
+    sub = command(
+        "rediscover",
+        "Record every model folder under paths.models; report entries whose folder has gone.",
+        "Searches importers.rediscover.depth levels below paths.models\n"
+        "(IMAGEWORKS_MODEL_ROOT). Entries whose folder has gone are reported, not\n"
+        "deleted.\n\n" + IMPORT_DETAIL,
+    )
+    sub.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    _add_common(sub)
 
 
 def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -208,10 +265,12 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _operation_arguments(args: argparse.Namespace) -> dict[str, Any]:
     arguments: dict[str, Any] = {}
-    for key in ("name", "role", "jobs"):
+    for key in ("name", "role", "url", "backend", "jobs"):
         if getattr(args, key, None) is not None:
             arguments[key] = getattr(args, key)
-    for key in ("all", "rehash", "set_expected"):
+    if getattr(args, "dirs", None):
+        arguments["dirs"] = list(args.dirs)
+    for key in ("all", "rehash", "set_expected", "dry_run", "hash"):
         if getattr(args, key, False):
             arguments[key] = True
     if args.command == "select":

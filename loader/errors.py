@@ -92,6 +92,14 @@ class BlobDigestMismatch(IntegrityError):
     """A content-addressed blob's bytes do not hash to its name."""
 
 
+# --- importing ----------------------------------------------------------------
+
+
+class ImporterError(RegistryError):
+    """A model source (Ollama, a model folder) cannot be read or is malformed,
+    or an imported model's name is taken by a different model."""
+
+
 # --- serving ----------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RegistryError, VersionLockViolation
-from .hashing import HashCache, HashStats, aggregate_sha256, changed_files, hash_files
+from .hashing import ArtifactSet, HashCache, HashStats, aggregate_sha256, changed_files, hash_files
 from .hashing import resolve_artifact_set as _resolve
 from .registry import Registry, default_registry
 from .schema import ArtifactFile, RegistryEntry
@@ -67,6 +67,29 @@ def hash_cache_for(registry: Registry) -> HashCache:
     """The stat cache beside the registry's layer files."""
     files = registry.files or registry.layer_files()
     return HashCache.load(files.folder / str(registry.cfg.get("hashing.cache_file")))
+
+
+def hash_artifacts(
+    registry: Registry,
+    artifact_set: ArtifactSet,
+    *,
+    cache: HashCache | None,
+    rehash: bool = False,
+    progress: bool | None = None,
+    stats: HashStats | None = None,
+) -> list[dict[str, str]]:
+    """``hash_files`` with the registry's hashing settings (workers, chunk size)."""
+    if progress is None and registry.cfg.get("profile.progress") is False:
+        progress = False  # profile=ci: no progress bars, even on a terminal
+    return hash_files(
+        artifact_set,
+        cache=cache,
+        workers=int(registry.cfg.get("hashing.workers") or 0),
+        chunk_bytes=int(registry.cfg.get("hashing.chunk_bytes") or 4 * 1024 * 1024),
+        rehash=rehash,
+        progress=progress,
+        stats=stats,
+    )
 
 
 def verify_model(
@@ -138,18 +161,10 @@ def _hash_entry(
     artifact_set = artifact_set_for(entry, registry)
     own_cache = cache is None
     cache = cache if cache is not None else hash_cache_for(registry)
-    if progress is None and registry.cfg.get("profile.progress") is False:
-        progress = False  # profile=ci: no progress bars, even on a terminal
     stats = HashStats()
     try:
-        files = hash_files(
-            artifact_set,
-            cache=cache,
-            workers=int(registry.cfg.get("hashing.workers") or 0),
-            chunk_bytes=int(registry.cfg.get("hashing.chunk_bytes") or 4 * 1024 * 1024),
-            rehash=rehash,
-            progress=progress,
-            stats=stats,
+        files = hash_artifacts(
+            registry, artifact_set, cache=cache, rehash=rehash, progress=progress, stats=stats
         )
     finally:
         if own_cache:

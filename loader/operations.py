@@ -133,6 +133,43 @@ def unlock_op(registry: Registry, name: str) -> dict[str, Any]:
     return result
 
 
+def import_ollama_op(
+    registry: Registry, url: str | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Record the models of a running Ollama in the discovered layer."""
+    from .importers import import_ollama
+
+    return import_ollama(registry, url=url, dry_run=bool(dry_run))
+
+
+def import_dir_op(
+    registry: Registry,
+    dirs: Sequence[str],
+    backend: str | None = "vllm",
+    name: str | None = None,
+    dry_run: bool = False,
+    hash: bool = False,
+) -> dict[str, Any]:
+    """Record model folders (config.json or .gguf) in the discovered layer."""
+    from .importers import import_dirs
+
+    return import_dirs(
+        registry,
+        list(dirs or []),
+        backend=backend,
+        name=name,
+        dry_run=bool(dry_run),
+        hash=bool(hash),
+    )
+
+
+def rediscover_op(registry: Registry, dry_run: bool = False) -> dict[str, Any]:
+    """Record every model folder under paths.models; report entries whose folder has gone."""
+    from .importers import rediscover
+
+    return rediscover(registry, dry_run=bool(dry_run))
+
+
 def refresh_op(registry: Registry, jobs: int = 1) -> Any:
     """Re-import, hash, verify, probe and snapshot; write the report and summary."""
     from .pipeline.run import run_graph
@@ -175,6 +212,11 @@ OPERATIONS: dict[str, Operation] = {
         Operation("verify", verify_op, ("name", "all", "rehash")),
         Operation("lock", lock_op, ("name", "set_expected"), ("name",)),
         Operation("unlock", unlock_op, ("name",), ("name",)),
+        Operation("import-ollama", import_ollama_op, ("url", "dry_run")),
+        Operation(
+            "import-dir", import_dir_op, ("dirs", "backend", "name", "dry_run", "hash"), ("dirs",)
+        ),
+        Operation("rediscover", rediscover_op, ("dry_run",)),
         Operation("refresh", refresh_op, ("jobs",)),
     )
 }

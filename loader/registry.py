@@ -192,6 +192,11 @@ class Registry:
             # A read-only registry is still readable; say why its snapshot is old.
             print(f"warning: snapshot not refreshed: {exc}", file=sys.stderr)
 
+    def discard_snapshot_refresh(self) -> None:
+        """Forget that the last load found the snapshot stale (a dry run must
+        not write even that)."""
+        self._snapshot_pending = False
+
     def _replace_entries(self, fresh: dict[str, RegistryEntry]) -> None:
         # In place, so a caller's ``entries = load_registry()`` stays current.
         self.entries.clear()
@@ -366,10 +371,14 @@ class Registry:
     def _warn_if_masked(
         self, name: str, fields: list[tuple[tuple[str, ...], Any]], sources: Sources
     ) -> None:
-        if Sources.find(sources.curated, name) is None:
+        index = Sources.find(sources.curated, name)
+        if index is None:
             return
+        curated = sources.curated.entries[index]
         prov = sources.provenance(name, self.dynamic)
         for path, _ in fields:
+            if _value_at(curated, path) is None:
+                continue  # curated null is "no opinion": the discovered value shows
             if layer_of(prov, path) == CURATED and path[0] not in self.dynamic:
                 print(
                     f"warning: {sources.curated.path}: entry {name!r}: {'.'.join(path)} is set "
@@ -418,6 +427,14 @@ class Registry:
             "capabilities": entry.normalized_capabilities(),
             "fields": rows,
         }
+
+
+def _value_at(data: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
 
 
 def _layer_ref(layer: Layer, index: int | None) -> dict[str, Any] | None:

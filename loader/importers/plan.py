@@ -1,0 +1,248 @@
+"""What an import changes (added / updated / missing, field by field), and
+applying it through ``Registry.save()``.
+
+Importers describe each model they find as a ``Candidate``: the fields the
+source says, the name a new entry would get, and the existing entries that are
+the same model. ``plan_import`` compares candidates with the composed registry;
+``apply_plan`` writes the plan, or nothing on a dry run.
+
+Re-import rule: fields matching the refresh patterns (the registry's dynamic
+fields and ``importers.refresh_fields``) take the source's value; every other
+field is filled only while it is unset, so people's and other tools' choices
+stay, and curated precedence still applies when the layers are composed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..compose import set_path
+from ..errors import ImporterError
+from ..registry import Registry
+from ..schema import RegistryEntry
+from .shape import drop_none
+
+# Fields compared key by key; every other field is one value (a capability map
+# is replaced whole or not at all, never merged with a curated one).
+_KEYED_FIELDS = ("backend_config", "metadata", "chat_template")
+
+Path_ = tuple[str, ...]
+
+
+class FieldPatterns:
+    """Dotted field names; a trailing ``*`` matches a prefix. A pattern naming
+    a top-level field covers everything inside it."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        patterns = list(patterns)
+        self.exact = {p for p in patterns if not p.endswith("*")}
+        self.prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
+
+    def __contains__(self, path: Path_) -> bool:
+        dotted = ".".join(path)
+        return path[0] in self.exact or dotted in self.exact or dotted.startswith(self.prefixes)
+
+
+def refresh_patterns(registry: Registry) -> FieldPatterns:
+    """The registry's dynamic fields and ``importers.refresh_fields``."""
+    return FieldPatterns(
+        [
+            *registry.cfg.get("registry.dynamic_fields", []),
+            *registry.cfg.get("importers.refresh_fields", []),
+        ]
+    )
+
+
+@dataclass
+class Candidate:
+    """One model as a source describes it."""
+
+    kind: str  # "Ollama model", "model folder"
+    model: str  # how the source names it: an Ollama tag, a folder
+    name: str  # the name a new entry gets
+    fields: dict[str, Any]  # entry fields, without "name"
+    matches: list[str] = field(default_factory=list)  # entries that are this model
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.model!r}"
+
+
+@dataclass
+class FieldChange:
+    path: Path_
+    before: Any
+    after: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": ".".join(self.path), "before": self.before, "after": self.after}
+
+
+@dataclass
+class EntryChange:
+    name: str
+    model: str
+    changes: list[FieldChange] = field(default_factory=list)
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "model": self.model}
+        if self.note:
+            data["note"] = self.note
+        data["changes"] = [c.to_json() for c in self.changes]
+        return data
+
+
+@dataclass
+class ImportPlan:
+    source: dict[str, Any]  # where the models came from, for the report
+    added: list[EntryChange] = field(default_factory=list)
+    updated: list[EntryChange] = field(default_factory=list)
+    missing: list[EntryChange] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    new_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def changes_anything(self) -> bool:
+        return bool(self.added or self.updated or any(m.changes for m in self.missing))
+
+    def to_json(self, *, dry_run: bool, written: bool) -> dict[str, Any]:
+        return {
+            **self.source,
+            "dry_run": dry_run,
+            "written": written,
+            "added": [c.to_json() for c in self.added],
+            "updated": [c.to_json() for c in self.updated],
+            "missing": [c.to_json() for c in self.missing],
+            "unchanged": sorted(self.unchanged),
+        }
+
+
+def _unset(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _leaves(fields: dict[str, Any]) -> Iterable[tuple[Path_, Any]]:
+    for key, value in fields.items():
+        if key in _KEYED_FIELDS and isinstance(value, dict):
+            for sub, sub_value in value.items():
+                yield (key, sub), sub_value
+        else:
+            yield (key,), value
+
+
+def _get(data: dict[str, Any], path: Path_) -> Any:
+    node: Any = data
+    for part in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def field_changes(
+    current: dict[str, Any], fields: dict[str, Any], refresh: FieldPatterns
+) -> list[FieldChange]:
+    """What applying ``fields`` to an entry (``current``, as dumped) changes."""
+    changes = []
+    for path, value in _leaves(fields):
+        before = _get(current, path)
+        if path in refresh:
+            if before != value:
+                changes.append(FieldChange(path, before, value))
+        elif _unset(before) and not _unset(value):
+            changes.append(FieldChange(path, before, value))
+    return changes
+
+
+def describe(entry: RegistryEntry) -> str:
+    """Which model an entry is, for messages."""
+    what = entry.served_id or entry.backend_config.model_path or entry.download_path
+    return f"backend {entry.backend}, model {what!r}" if what else f"backend {entry.backend}"
+
+
+def plan_import(
+    registry: Registry,
+    source: dict[str, Any],
+    candidates: Sequence[Candidate],
+    refresh: FieldPatterns,
+) -> ImportPlan:
+    """Compare candidates with the composed registry. A new model whose name is
+    taken by a different model is refused, naming both."""
+    entries = registry.ensure_loaded()
+    plan = ImportPlan(source)
+    claimed: dict[str, str] = {}  # new name -> the model claiming it
+    for candidate in candidates:
+        if not candidate.matches:
+            name = candidate.name
+            if name in entries:
+                raise ImporterError(
+                    f"{candidate.label}: its name {name!r} is already taken by a different "
+                    f"model (entry {name!r}: {describe(entries[name])})"
+                )
+            if name in claimed:
+                raise ImporterError(
+                    f"{candidate.label}: its name {name!r} is also the name "
+                    f"{claimed[name]} gets; two models cannot share a name"
+                )
+            claimed[name] = candidate.label
+            fields = drop_none(candidate.fields)
+            plan.new_entries[name] = fields
+            plan.added.append(
+                EntryChange(
+                    name, candidate.model, [FieldChange(p, None, v) for p, v in _leaves(fields)]
+                )
+            )
+            continue
+        for name in candidate.matches:
+            changes = field_changes(entries[name].model_dump(), candidate.fields, refresh)
+            if changes:
+                plan.updated.append(EntryChange(name, candidate.model, changes))
+            else:
+                plan.unchanged.append(name)
+    return plan
+
+
+def apply_plan(registry: Registry, plan: ImportPlan, *, dry_run: bool) -> bool:
+    """Write the plan into the discovered layer; True when a file changed.
+    A dry run writes nothing, not even a stale snapshot's refresh."""
+    if dry_run:
+        registry.discard_snapshot_refresh()
+        return False
+    if not plan.changes_anything:
+        return False
+    entries = registry.ensure_loaded()
+    for name, fields in plan.new_entries.items():
+        entries[name] = RegistryEntry.model_validate({"name": name, **fields})
+    for change in [*plan.updated, *plan.missing]:
+        if not change.changes:
+            continue
+        data = entries[change.name].model_dump()
+        for item in change.changes:
+            data = set_path(data, item.path, item.after)
+        entries[change.name] = RegistryEntry.model_validate(data)
+    return registry.save()
+
+
+def missing_change(
+    entry: RegistryEntry, model: str, path: Path_, value: Any, note: str
+) -> EntryChange:
+    """An entry whose model has gone: marked at ``path`` unless already marked."""
+    before = _get(entry.model_dump(), path)
+    changes = [FieldChange(path, before, value)] if before is None else []
+    return EntryChange(entry.name, model, changes, note)
+
+
+def checked(candidate: Candidate) -> Candidate:
+    """The candidate, once its fields are known to make a valid entry."""
+    from pydantic import ValidationError
+
+    try:
+        RegistryEntry.model_validate({"name": candidate.name, **candidate.fields})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise ImporterError(f"{candidate.label}: malformed data: {where}: {error['msg']}") from None
+    return candidate

@@ -1,0 +1,262 @@
+"""import-dir and rediscover on real model folders in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from loader.hashing import aggregate_sha256
+from loader.schema import normalize_capabilities
+from tests.conftest import CURATED, DISCOVERED, SNAPSHOT, folder_digest, read_json, sha, write
+from tests.importers_support import FORMATS, empty_registry_folder, model_folder
+from tests.importers_support import run_loader as run
+
+
+@pytest.fixture
+def registry(tmp_path) -> Path:
+    return empty_registry_folder(tmp_path)
+
+
+@pytest.fixture
+def weights(tmp_path) -> Path:
+    return tmp_path / "weights"
+
+
+def entries_of(registry: Path) -> dict[str, dict]:
+    return {e["name"]: e for e in read_json(registry / SNAPSHOT)}
+
+
+@pytest.mark.parametrize("kind", sorted(FORMATS))
+def test_each_format_is_recorded_from_its_files_and_config(kind, registry, weights):
+    download_format, quantization, name, vision, template = FORMATS[kind]
+    folder = model_folder(weights, kind)
+    result = run(registry, "import-dir", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert [a["name"] for a in json.loads(result.stdout)["added"]] == [name]
+    entry = entries_of(registry)[name]
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert entry["download_format"] == download_format
+    assert entry["quantization"] == quantization
+    assert entry["download_path"] == str(folder)
+    assert entry["download_files"] == files
+    assert entry["download_size_bytes"] == sum((folder / f).stat().st_size for f in files)
+    assert entry["downloaded_at"]
+    assert entry["backend"] == "vllm"
+    assert entry["backend_config"]["model_path"] == str(folder)
+    assert entry["backend_config"]["port"] == 24001
+    assert entry["display_name"] == name.replace("_", " ")
+    assert normalize_capabilities(entry["capabilities"])["vision"] is vision
+    assert entry["capabilities"]["vl"] is vision  # the stored, expanded form
+    assert entry["chat_template"]["source"] == template
+    assert entry["metadata"]["has_chat_template"] is (template is not None)
+    if template == "external":
+        path = Path(entry["chat_template"]["path"])
+        assert path.parent == folder and entry["chat_template"]["sha256"] == sha(path.read_bytes())
+
+
+def test_a_folder_of_model_folders_records_each(registry, weights):
+    for kind in ("awq", "fp8", "gguf"):
+        model_folder(weights, kind)
+    result = run(registry, "import-dir", str(weights), "--backend", "lmdeploy")
+    assert result.returncode == 0, result.stderr
+    entries = entries_of(registry)
+    names = {FORMATS[kind][2] for kind in ("awq", "fp8", "gguf")}
+    assert set(entries) == names
+    assert {e["backend"] for e in entries.values()} == {"lmdeploy"}
+
+
+def test_a_second_run_leaves_every_file_byte_identical(registry, weights):
+    model_folder(weights, "awq")
+    model_folder(weights, "gguf")
+    assert run(registry, "import-dir", str(weights), "--hash").returncode == 0
+    before = folder_digest(registry)
+    result = run(registry, "import-dir", str(weights), "--hash")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["added"] == [] and report["updated"] == [] and report["written"] is False
+    assert sorted(report["unchanged"]) == sorted(FORMATS[k][2] for k in ("awq", "gguf"))
+    assert folder_digest(registry) == before
+
+
+def test_a_recorded_folder_updates_its_entry_and_never_adds_a_second(registry, weights):
+    folder = model_folder(weights, "gptq")
+    name = FORMATS["gptq"][2]
+    assert run(registry, "import-dir", str(folder)).returncode == 0
+    write(folder / "model.safetensors", b"g" * 1000)  # re-downloaded, larger
+    config = json.loads((folder / "config.json").read_text())
+    write(folder / "config.json", json.dumps({**config, "max_position_embeddings": 65536}).encode())
+    # the same folder reached through a symlink is the same folder
+    link = weights.parent / "link-to-model"
+    link.symlink_to(folder)
+    result = run(registry, "import-dir", str(link))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["added"] == []
+    [updated] = report["updated"]
+    assert updated["name"] == name
+    fields = {c["field"] for c in updated["changes"]}
+    assert {"download_size_bytes", "metadata.context_length"} <= fields
+    assert "backend_config.model_path" not in fields  # static and set: left alone
+    assert "download_path" not in fields  # the same folder, spelled as recorded
+    assert list(entries_of(registry)) == [name]
+    assert entries_of(registry)[name]["metadata"]["context_length"] == 65536
+
+
+def test_name_and_a_name_taken_by_a_different_model(registry, weights):
+    awq = model_folder(weights, "awq")
+    fp8 = model_folder(weights, "fp8")
+    result = run(registry, "import-dir", str(awq), "--name", "captioner")
+    assert result.returncode == 0, result.stderr
+    entry = entries_of(registry)["captioner"]
+    assert entry["display_name"] == "captioner" and entry["download_path"] == str(awq)
+
+    before = folder_digest(registry)
+    refused = run(registry, "import-dir", str(fp8), "--name", "captioner")
+    assert refused.returncode == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr
+    assert str(fp8) in lines[0] and str(awq) in lines[0] and "'captioner'" in lines[0]
+    assert folder_digest(registry) == before
+
+
+def test_hash_records_artifacts_that_verify_agrees_with(registry, weights):
+    folder = model_folder(weights, "safetensors")
+    name = FORMATS["safetensors"][2]
+    result = run(registry, "import-dir", str(folder), "--hash")
+    assert result.returncode == 0, result.stderr
+    artifacts = entries_of(registry)[name]["artifacts"]
+    expected = [
+        {"path": str(p.relative_to(folder)), "sha256": sha(p.read_bytes())}
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    ]
+    assert artifacts["files"] == expected
+    assert artifacts["aggregate_sha256"] == aggregate_sha256(expected)
+    verified = run(registry, "verify", name)
+    assert verified.returncode == 0, verified.stderr
+    report = json.loads(verified.stdout)
+    assert report["aggregate_sha256"] == artifacts["aggregate_sha256"]
+    assert report["files_read"] == 0  # the same stat cache as verify
+
+
+def test_dry_run_prints_the_changes_and_writes_nothing(registry, weights):
+    model_folder(weights, "bnb")
+    before = folder_digest(registry)
+    result = run(registry, "import-dir", str(weights), "--dry-run", "--hash")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["dry_run"] is True and report["written"] is False
+    [added] = report["added"]
+    fields = {c["field"]: c["after"] for c in added["changes"]}
+    assert fields["download_format"] == "bnb" and fields["backend"] == "vllm"
+    assert folder_digest(registry) == before
+    assert not (registry / DISCOVERED).exists()
+    assert not (registry / SNAPSHOT).exists()  # not even the snapshot a load found missing
+
+
+def test_errors_are_one_line_and_change_nothing(registry, weights, tmp_path):
+    (tmp_path / "empty").mkdir()
+    broken = model_folder(weights, "gptq")
+    (broken / "config.json").write_text("{not json", encoding="utf-8")
+    before = folder_digest(registry)
+    for words, expected in [
+        (("import-dir", str(tmp_path / "nowhere")), "not a folder"),
+        (("import-dir", str(tmp_path / "empty")), "no model folder"),
+        (("import-dir", str(broken)), "config.json: not readable JSON"),
+        (("import-dir", str(weights), str(tmp_path / "empty")), "no model folder"),
+    ]:
+        result = run(registry, *words)
+        assert result.returncode == 1, words
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert folder_digest(registry) == before
+
+
+# --- rediscover ----------------------------------------------------------------------
+
+
+def test_rediscover_imports_every_model_folder_under_the_roots(registry, weights):
+    for kind in ("awq", "gguf", "llava"):
+        model_folder(weights, kind)
+    too_deep = model_folder(weights / "a" / "b" / "c", "gptq")  # 5 levels down
+    result = run(registry, "rediscover", f"paths.models={weights}")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert sorted(a["name"] for a in report["added"]) == sorted(
+        FORMATS[k][2] for k in ("awq", "gguf", "llava")
+    )
+    assert str(too_deep) not in json.dumps(report)
+    deeper = run(registry, "rediscover", f"paths.models={weights}", "importers.rediscover.depth=5")
+    assert [a["name"] for a in json.loads(deeper.stdout)["added"]] == [FORMATS["gptq"][2]]
+
+
+def test_rediscover_reports_entries_whose_folder_has_gone(registry, weights):
+    gone = model_folder(weights, "awq")
+    model_folder(weights, "fp8")
+    assert run(registry, "rediscover", f"paths.models={weights}").returncode == 0
+    shutil.rmtree(gone)
+    before = folder_digest(registry)
+    result = run(registry, "rediscover", f"paths.models={weights}")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [(m["name"], m["model"]) for m in report["missing"]] == [(FORMATS["awq"][2], str(gone))]
+    assert FORMATS["awq"][2] in entries_of(registry)  # reported, not deleted
+    assert folder_digest(registry) == before
+
+
+def test_rediscover_updates_an_entry_recorded_under_another_backend(registry, weights):
+    folder = model_folder(weights, "fp8")
+    (registry / CURATED).write_text(
+        json.dumps(
+            [
+                {
+                    "name": "vl-fast",
+                    "backend": "lmdeploy",
+                    "backend_config": {"model_path": str(folder)},
+                }
+            ]
+        ),
+        encoding="utf-8",
+    )
+    curated = (registry / CURATED).read_bytes()
+    result = run(registry, "rediscover", f"paths.models={weights}")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["added"] == [] and [u["name"] for u in report["updated"]] == ["vl-fast"]
+    entry = entries_of(registry)["vl-fast"]
+    assert entry["backend"] == "lmdeploy" and entry["download_format"] == "fp8"
+    assert (registry / CURATED).read_bytes() == curated
+
+
+def test_a_reimport_fills_unset_static_fields_and_refreshes_the_others():
+    from loader.importers.plan import FieldPatterns, field_changes
+
+    current = {
+        "family": "kept",
+        "quantization": None,
+        "download_size_bytes": 1,
+        "backend_config": {"host": "imageworks-ollama", "port": None},
+        "metadata": {"ollama_digest": "old", "note": "mine"},
+        "capabilities": {"text": True},
+    }
+    fields = {
+        "family": "new",
+        "quantization": "q4_k_m",
+        "download_size_bytes": 2,
+        "backend_config": {"host": "host.docker.internal", "port": 11434},
+        "metadata": {"ollama_digest": "new", "note": "theirs"},
+        "capabilities": {"text": True, "vision": True},
+    }
+    refresh = FieldPatterns(["download_*", "metadata.ollama_*"])
+    changes = {
+        ".".join(c.path): (c.before, c.after) for c in field_changes(current, fields, refresh)
+    }
+    assert changes == {
+        "quantization": (None, "q4_k_m"),
+        "download_size_bytes": (1, 2),
+        "backend_config.port": (None, 11434),
+        "metadata.ollama_digest": ("old", "new"),
+    }
