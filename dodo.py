@@ -15,7 +15,8 @@ import sys
 from doit.doit_cmd import _CMDLINE_VARS
 
 from loader.errors import RegistryError
-from loader.tasks import build_graph, dodo_namespace, overrides_from_doit_vars
+from loader.pipeline.namespace import dodo_namespace
+from loader.tasks import build_graph, overrides_from_doit_vars
 
 try:
     globals().update(dodo_namespace(build_graph(overrides_from_doit_vars(_CMDLINE_VARS or {}))))

@@ -1,11 +1,14 @@
 """The doit task graph: the registry plus ``conf/`` are the desired state.
 
-``build_graph`` composes the config and loads the registry once, works out
-which files each model is made of, and ``dodo_namespace`` turns that into doit
-tasks whose actions call the same operations as the CLI (``OPERATIONS``).
-``dodo.py`` only exposes the namespace; ``imageworks-loader refresh`` runs the
-same namespace in-process (``loader.pipeline.run``).
+``build_graph`` composes the config and reads the registry once and works out
+which files each model is made of; the builders here turn that into the model
+chains and the snapshot, whose actions call the same operations as the CLI
+(``OPERATIONS``). ``loader.pipeline.namespace`` assembles them, with the tasks
+of ``loader.pipeline.operation_tasks``, into what ``dodo.py`` exposes and what
+``imageworks-loader refresh`` runs in-process.
 
+    import:ollama  record what a running Ollama serves (opt-in)
+    rediscover     record every model folder under paths.models (opt-in)
     hash:NAME      read a model's files into the stat cache (file deps: its files)
     verify:NAME    record the hashes and enforce the version lock
     snapshot       regenerate model_registry.json (deps: both layers, the config)
@@ -33,10 +36,6 @@ from .snapshot import LayerFiles, layer_files_for
 
 if TYPE_CHECKING:
     from .registry import Registry
-
-# The task groups a plain `doit` runs, in this order (snapshot last: the
-# tasks before it write the discovered layer).
-CHAIN_GROUPS = ("hash", "verify", "probe", "activate", "snapshot")
 
 
 def overrides_from_doit_vars(variables: Mapping[str, str]) -> list[str]:
@@ -131,7 +130,7 @@ def build_graph(overrides: Sequence[str] = (), *, registry: Registry | None = No
 # --- actions: call an operation, turn its errors into one-line task failures ----
 
 
-def _operation_action(operation: str, graph: Graph, arguments: dict[str, Any]) -> Callable:
+def operation_action(operation: str, graph: Graph, arguments: dict[str, Any]) -> Callable:
     def action() -> Any:
         from .operations import OPERATIONS
 
@@ -335,83 +334,10 @@ def snapshot_task(graph: Graph, writers: Sequence[str]) -> dict[str, Any]:
 
     files = graph.files
     return {
-        "actions": [_operation_action("snapshot", graph, {})],
+        "actions": [operation_action("snapshot", graph, {})],
         "file_dep": [str(p) for p in (files.curated, files.discovered) if p.exists()],
         "targets": [str(files.snapshot)],
         "task_dep": list(writers),
         "uptodate": [config_changed(snapshot_inputs(graph))],
         "doc": "Regenerate the merged snapshot when a layer or the config it uses changed.",
     }
-
-
-def default_groups(graph: Graph, present: Sequence[str]) -> list[str]:
-    """What a plain ``doit`` runs: every chain, plus the opt-in importers the
-    profile enables (they run first: hashing follows what they import)."""
-    groups = [g for g in ("import", "rediscover") if g in present and graph.profile(_OPT_IN[g])]
-    return groups + [g for g in CHAIN_GROUPS if g in present]
-
-
-_OPT_IN = {"import": "import_ollama", "rediscover": "rediscover"}
-
-
-def refresh_task(groups: Sequence[str]) -> dict[str, Any]:
-    return {
-        "actions": None,
-        "task_dep": list(groups),
-        "doc": "Re-import, hash, verify, probe and snapshot; write the report and summary.",
-    }
-
-
-# --- the doit namespace -----------------------------------------------------------
-
-
-def dodo_namespace(graph: Graph, *, in_process: bool = False) -> dict[str, Any]:
-    """``DOIT_CONFIG`` and the ``task_*`` generators for one graph."""
-    from .pipeline.checker import checker_for
-    from .pipeline.reporter import reporter_for
-
-    built: dict[str, Any] = {"hash": hash_tasks(graph), "verify": verify_tasks(graph)}
-    writers = [f"verify:{task['name']}" for task in built["verify"]]
-    built["snapshot"] = snapshot_task(graph, writers)
-    groups = default_groups(graph, list(built))
-    built["refresh"] = refresh_task(groups)
-    quiet = graph.profile("log_format") == "json"
-
-    namespace: dict[str, Any] = {
-        "DOIT_CONFIG": {
-            "default_tasks": groups,
-            "dep_file": str(graph.state_dir / "doit.sqlite3"),
-            "backend": "sqlite3",
-            "check_file_uptodate": checker_for(graph.hash_cache_path),
-            "reporter": reporter_for(graph, in_process=in_process),
-            "continue": True,  # a failing chain stops only itself
-            "verbosity": 0 if quiet else 2,  # json logs: capture output, re-emit as JSON
-            "subtasks": True,  # `doit list` shows every task
-        }
-    }
-    graph.state_dir.mkdir(parents=True, exist_ok=True)
-    for group, tasks in built.items():
-        namespace[f"task_{group}"] = _task_generator(group, tasks)
-    return namespace
-
-
-_GROUP_DOCS = {
-    "hash": "Hash each model's files into the stat cache (reruns when a file changed).",
-    "verify": "Verify each model against its version lock (after hash:NAME).",
-}
-
-
-def _task_generator(group: str, tasks: Any) -> Callable[[], Any]:
-    if group in _GROUP_DOCS:
-
-        def generate() -> Any:
-            yield from tasks
-
-    else:
-
-        def generate() -> Any:
-            return tasks
-
-    generate.__name__ = f"task_{group}"
-    generate.__doc__ = _GROUP_DOCS.get(group)
-    return generate

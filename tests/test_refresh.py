@@ -11,14 +11,28 @@ import jsonschema
 import pytest
 import yaml
 from conftest import CLI, ROOT, read_json
+from importers_support import QWEN3, OllamaStandIn, ollama_models_folder
 from pipeline_support import SHARDS, make_site
 
 SCHEMA = json.loads((ROOT / "docs" / "refresh-report.schema.json").read_text())
 
 
 @pytest.fixture
-def site(tmp_path):
+def ollama(tmp_path):
+    server = OllamaStandIn(tmp_path)
+    server.serve([QWEN3])
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def site(tmp_path, ollama):
+    """profile=ci re-imports: an Ollama stand-in and the weights folder to rediscover."""
     site = make_site(tmp_path)
+    ollama_models_folder(tmp_path / "ollama-models", "qwen3:8b", [b"config", b"weights"])
+    site.env["OLLAMA_MODELS"] = str(tmp_path / "ollama-models")
+    site.env["OLLAMA_HOST"] = ollama.url
+    site.env["IMAGEWORKS_MODEL_ROOT"] = str(tmp_path / "weights")
     site.env["IMAGEWORKS_REFRESH_REPORT"] = str(tmp_path / "out" / "report.json")
     site.env["IMAGEWORKS_REFRESH_SUMMARY"] = str(tmp_path / "out" / "summary.md")
     return site
@@ -69,9 +83,14 @@ def test_the_cli_refresh_runs_the_same_graph_and_exits_2_on_a_violation(site, tm
     assert printed == read_json(tmp_path / "out" / "report.json")
     jsonschema.validate(printed, SCHEMA)
 
-    again = site.doit("refresh", overrides=("profile=ci",))  # same graph, same doit state
-    statuses = {t["status"] for t in read_json(tmp_path / "out" / "report.json")["tasks"]}
-    assert again.returncode == 0 and statuses == {"up-to-date"}, again.stderr
+    # same graph, same doit state; the first runs also hash what the importers found
+    again = site.doit("refresh", overrides=("profile=ci",))
+    again = site.doit("refresh", overrides=("profile=ci",))
+    tasks = {t["task"]: t["status"] for t in read_json(tmp_path / "out" / "report.json")["tasks"]}
+    assert again.returncode == 0, again.stderr
+    # the importers read live sources, so they run every time; nothing else had to
+    assert tasks.pop("import:ollama") == tasks.pop("rediscover") == "ran"
+    assert set(tasks.values()) == {"up-to-date"}, tasks
 
     locked = subprocess.run(
         [str(CLI), "lock", "alpha", "--set-expected", f"registry.dir={site.registry}"],

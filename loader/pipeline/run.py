@@ -25,7 +25,7 @@ def run_graph(graph: Graph, tasks: Sequence[str], *, jobs: int = 1) -> RunRecord
     from doit.cmd_base import ModuleTaskLoader
     from doit.doit_cmd import DoitMain
 
-    from ..tasks import dodo_namespace
+    from .namespace import dodo_namespace
 
     graph.last_run = None
     argv = ["run", *(["-n", str(jobs)] if jobs > 1 else []), *tasks]
