@@ -142,10 +142,10 @@ def operation_action(operation: str, graph: Graph, arguments: dict[str, Any]) ->
 def guarded(call: Callable[[], Any]) -> Callable[[], Any]:
     """A doit python-action: a dict result is kept as the task's values; a
     ``RegistryError`` becomes a one-line failure carrying its exit code."""
-    from .pipeline.reporter import OperationFailed
 
     def action() -> Any:
         from .operations import Outcome
+        from .pipeline.reporter import OperationFailed
 
         try:
             result = call()
