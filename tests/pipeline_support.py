@@ -9,7 +9,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
 from conftest import CURATED, DISCOVERED, ROOT, write, write_json
 
 PYTHON = sys.executable
@@ -43,6 +45,7 @@ class Site:
     registry: Path
     models: dict[str, Path]
     env: dict[str, str]
+    ollama: Any = None  # the Ollama stand-in, when the site has one
 
     def doit(self, *args: str, overrides: tuple[str, ...] = (), timeout: float = 180):
         """``doit ARGS registry.dir=REG OVERRIDES`` as a real process (cwd: the repo)."""
@@ -101,3 +104,28 @@ def ran(stdout: str) -> list[str]:
 
 def skipped(stdout: str) -> list[str]:
     return sorted(line[3:] for line in stdout.splitlines() if line.startswith("-- "))
+
+
+@pytest.fixture
+def importer_site(tmp_path):
+    """A site whose importers have sources: the Ollama stand-in (a real
+    process) serving qwen3:8b, its models folder, and the weights folder as
+    paths.models."""
+    from importers_support import QWEN3, OllamaStandIn
+
+    server = OllamaStandIn(tmp_path)
+    server.serve([QWEN3])
+    site = with_importer_sources(make_site(tmp_path), tmp_path, server.url)
+    site.ollama = server
+    yield site
+    server.stop()
+
+
+def with_importer_sources(site: Site, tmp_path: Path, ollama_url: str) -> Site:
+    from importers_support import ollama_models_folder
+
+    ollama_models_folder(tmp_path / "ollama-models", "qwen3:8b", [b"config", b"weights"])
+    site.env["OLLAMA_MODELS"] = str(tmp_path / "ollama-models")
+    site.env["OLLAMA_HOST"] = ollama_url
+    site.env["IMAGEWORKS_MODEL_ROOT"] = str(tmp_path / "weights")
+    return site

@@ -4,26 +4,12 @@ import:ollama and rediscover (issue 7)."""
 from __future__ import annotations
 
 import pytest
-from importers_support import QWEN3, OllamaStandIn, ollama_models_folder
-from pipeline_support import make_site, ran
+from pipeline_support import importer_site, ran  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
-def ollama(tmp_path):
-    server = OllamaStandIn(tmp_path)
-    server.serve([QWEN3])
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def site(tmp_path, ollama):
-    site = make_site(tmp_path)
-    ollama_models_folder(tmp_path / "ollama-models", "qwen3:8b", [b"config", b"weights"])
-    site.env["OLLAMA_MODELS"] = str(tmp_path / "ollama-models")
-    site.env["OLLAMA_HOST"] = ollama.url
-    site.env["IMAGEWORKS_MODEL_ROOT"] = str(tmp_path / "weights")
-    return site
+def site(importer_site):  # noqa: F811 (the fixture imported above)
+    return importer_site
 
 
 def names(site) -> set[str]:
@@ -52,8 +38,8 @@ def test_the_profile_enables_them_and_the_snapshot_follows(site):
     assert any("qwen3" in n for n in names(site))
 
 
-def test_an_unreachable_ollama_fails_its_task_only(site, ollama):
-    ollama.stop()
+def test_an_unreachable_ollama_fails_its_task_only(site):
+    site.ollama.stop()
     result = site.doit(overrides=("profile.import_ollama=true",))
     assert result.returncode != 0
     failed = [line for line in result.stderr.splitlines() if line.startswith("doit: import:ollama")]

@@ -11,31 +11,17 @@ import jsonschema
 import pytest
 import yaml
 from conftest import CLI, ROOT, read_json
-from importers_support import QWEN3, OllamaStandIn, ollama_models_folder
-from pipeline_support import SHARDS, make_site
+from pipeline_support import SHARDS, importer_site  # noqa: F401 (a fixture)
 
 SCHEMA = json.loads((ROOT / "docs" / "refresh-report.schema.json").read_text())
 
 
 @pytest.fixture
-def ollama(tmp_path):
-    server = OllamaStandIn(tmp_path)
-    server.serve([QWEN3])
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def site(tmp_path, ollama):
-    """profile=ci re-imports: an Ollama stand-in and the weights folder to rediscover."""
-    site = make_site(tmp_path)
-    ollama_models_folder(tmp_path / "ollama-models", "qwen3:8b", [b"config", b"weights"])
-    site.env["OLLAMA_MODELS"] = str(tmp_path / "ollama-models")
-    site.env["OLLAMA_HOST"] = ollama.url
-    site.env["IMAGEWORKS_MODEL_ROOT"] = str(tmp_path / "weights")
-    site.env["IMAGEWORKS_REFRESH_REPORT"] = str(tmp_path / "out" / "report.json")
-    site.env["IMAGEWORKS_REFRESH_SUMMARY"] = str(tmp_path / "out" / "summary.md")
-    return site
+def site(importer_site, tmp_path):  # noqa: F811 (the fixture imported above)
+    """profile=ci re-imports: the site has an Ollama stand-in and weights to rediscover."""
+    importer_site.env["IMAGEWORKS_REFRESH_REPORT"] = str(tmp_path / "out" / "report.json")
+    importer_site.env["IMAGEWORKS_REFRESH_SUMMARY"] = str(tmp_path / "out" / "summary.md")
+    return importer_site
 
 
 def cli_refresh(site, *args):
