@@ -7,6 +7,8 @@ The public API, importable from here or from its module:
 - ``loader.service``: ``select_model``, ``SelectedModel``;
 - ``loader.hashing`` / ``loader.locks``: ``verify_model``, ``lock_model``,
   ``unlock_model``;
+- ``loader.orchestrator``: ``activate``, ``deactivate``, ``current`` (the one
+  vLLM server on the canonical port);
 - ``loader.schema``: ``RegistryEntry``; ``loader.errors``: the error classes.
 
 Names resolve on first use, so ``import loader`` stays cheap for the CLI.

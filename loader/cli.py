@@ -181,6 +181,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(sub)
 
     sub = command(
+        "activate-model",
+        "Start a vLLM model as the one server on the canonical port (stopping the old one).",
+        "Waits until it is healthy, then prints the state file as JSON. Nothing restarts\n"
+        "when the model is already active and healthy. --stop (or the name none) stops\n"
+        "the server and removes the state; with nothing running it does nothing.\n"
+        "Exits 1 when the model is unknown or not vLLM-backed, orchestration is\n"
+        "disabled, the port is held by another program, the lock is held too long,\n"
+        "or the server fails to start (with the last lines of its log).\n"
+        "See docs/orchestrator.md.",
+    )
+    sub.add_argument("name", nargs="?", help="the model's logical name, or none to stop")
+    sub.add_argument("--stop", action="store_true", help="stop the active server")
+    _add_common(sub)
+
+    sub = command(
+        "current-model",
+        "Print the running vLLM server's state as JSON, or null when none runs.",
+        "A state whose process has exited, or whose pid now belongs to another\n"
+        "program, is cleared with a warning and reported as null.",
+    )
+    _add_common(sub)
+
+    sub = command(
         "snapshot",
         "Regenerate the merged snapshot model_registry.json if its content changed.",
     )
@@ -270,7 +293,7 @@ def _operation_arguments(args: argparse.Namespace) -> dict[str, Any]:
             arguments[key] = getattr(args, key)
     if getattr(args, "dirs", None):
         arguments["dirs"] = list(args.dirs)
-    for key in ("all", "rehash", "set_expected", "dry_run", "hash"):
+    for key in ("all", "rehash", "set_expected", "dry_run", "hash", "stop"):
         if getattr(args, key, False):
             arguments[key] = True
     if args.command == "select":

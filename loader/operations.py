@@ -182,6 +182,26 @@ def refresh_op(registry: Registry, jobs: int = 1) -> Any:
     return Outcome(report, code) if code else report
 
 
+def activate_model_op(
+    registry: Registry, name: str | None = None, stop: bool = False
+) -> dict[str, Any]:
+    """Make a vLLM model the one server on the canonical port (--stop or none: stop it)."""
+    from .orchestrator import activate, deactivate
+
+    if stop or (name or "").strip().lower() == "none":
+        return {"stopped": deactivate(registry=registry)}
+    if not name:
+        raise OverrideError("activate-model: give a model NAME, or --stop")
+    return activate(name, registry=registry)
+
+
+def current_model_op(registry: Registry) -> dict[str, Any] | None:
+    """The running vLLM server's state, or null when none runs."""
+    from .orchestrator import current
+
+    return current(registry=registry)
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
@@ -218,5 +238,7 @@ OPERATIONS: dict[str, Operation] = {
         ),
         Operation("rediscover", rediscover_op, ("dry_run",)),
         Operation("refresh", refresh_op, ("jobs",)),
+        Operation("activate-model", activate_model_op, ("name", "stop")),
+        Operation("current-model", current_model_op),
     )
 }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from process_support import kill_marked, wait_until_none_marked
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -22,6 +23,24 @@ CLI = Path(sys.executable).parent / "imageworks-loader"
 CURATED = "model_registry.curated.json"
 DISCOVERED = "model_registry.discovered.json"
 SNAPSHOT = "model_registry.json"
+
+
+RUN_MARKER = "IMAGEWORKS_LOADER_TEST_RUN"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind():
+    """After the whole run, no process started by it may still be running.
+
+    Every process the tests start inherits this marker in its environment;
+    servers started in their own session are found by it too.
+    """
+    run_id = f"{os.getpid()}-{os.urandom(4).hex()}"
+    os.environ[RUN_MARKER] = run_id
+    yield
+    left = wait_until_none_marked(RUN_MARKER, run_id, timeout=5)
+    leftovers = kill_marked(RUN_MARKER, run_id) if left else []
+    assert not leftovers, "processes left behind by the tests:\n" + "\n".join(leftovers)
 
 
 @pytest.fixture(autouse=True)
