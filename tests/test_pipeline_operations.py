@@ -1,10 +1,16 @@
 """The tasks that call other issues' operations, against their stand-in servers:
-import:ollama and rediscover (issue 7)."""
+import:ollama and rediscover (issue 7), activate (issue 8)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+
+import httpx
 import pytest
-from pipeline_support import importer_site, ran  # noqa: F401 (a fixture)
+from conftest import ROOT
+from orchestrator_support import FLORENCE, QWEN, orchestra_world
+from pipeline_support import DODO, PYTHON, importer_site, ran  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -46,3 +52,56 @@ def test_an_unreachable_ollama_fails_its_task_only(site):
     assert len(failed) == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert "verify:alpha" in ran(result.stdout)  # the model chains still ran
+
+
+# --- activate (issue 8): the stand-in vLLM started through the orchestrator ---
+
+
+@pytest.fixture
+def orchestra(tmp_path, monkeypatch):
+    yield from orchestra_world(tmp_path, monkeypatch)
+
+
+def doit_in(orchestra, *words: str):
+    """doit over the orchestra's registry, with its overrides (port, stand-in command)."""
+    return subprocess.run(
+        [PYTHON, "-m", "doit", "-f", str(DODO), *words, *orchestra.overrides],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ),  # the orchestra's registry, models, state file, test marker
+        timeout=180,
+    )
+
+
+def test_activate_serves_the_desired_model_and_restarts_nothing_when_healthy(orchestra):
+    desired = f"orchestrator.desired='{FLORENCE}'"
+    listed = doit_in(orchestra, "list")
+    assert listed.returncode == 0 and "activate" not in listed.stdout  # no desired model
+
+    first = doit_in(orchestra, desired)
+    assert first.returncode == 0, first.stderr
+    assert "activate" in ran(first.stdout)
+    state = orchestra.state()
+    assert state["logical_name"] == FLORENCE and state["port"] == orchestra.port
+    models = httpx.get(f"http://127.0.0.1:{orchestra.port}/v1/models", timeout=5).json()
+    assert [m["id"] for m in models["data"]] == [FLORENCE]
+
+    again = doit_in(orchestra, desired)
+    assert again.returncode == 0, again.stderr
+    assert orchestra.state()["pid"] == state["pid"]  # healthy: nothing restarted
+    assert "already active" in again.stderr
+
+    switched = doit_in(orchestra, f"orchestrator.desired='{QWEN}'")
+    assert switched.returncode == 0, switched.stderr
+    assert orchestra.state()["logical_name"] == QWEN
+    stopped = orchestra.cli("activate-model", "--stop")
+    assert stopped.returncode == 0, stopped.stderr
+
+
+def test_a_desired_model_that_cannot_be_served_fails_only_activate(orchestra):
+    result = doit_in(orchestra, "orchestrator.desired='llama3.1_8b_(Q5_K_M)'")  # ollama-backed
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("doit: activate")]
+    assert len(lines) == 1 and "vLLM" in lines[0], result.stderr
+    assert orchestra.state() is None

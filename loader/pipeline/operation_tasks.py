@@ -65,4 +65,18 @@ def probe_tasks(graph: Graph) -> list[dict[str, Any]]:
 
 
 def activate_task(graph: Graph) -> dict[str, Any] | None:
-    return None
+    """``activate``: serve ``orchestrator.desired`` on the vLLM port. Only when a
+    desired model is set. It always asks the orchestrator, because only a health
+    check can tell whether the server still answers; ``activate-model`` restarts
+    nothing when the model is already healthy on the port."""
+    desired = graph.config.get("orchestrator.desired")
+    if not desired or not _installed("activate-model"):
+        return None
+    return {
+        "actions": [operation_action("activate-model", graph, {"name": str(desired)})],
+        "uptodate": [_always_run],
+        # its weights verified first, when they are on this host
+        "task_dep": [f"verify:{desired}"] if desired in graph.artifacts else [],
+        "doc": f"Serve {desired} on the vLLM port (orchestrator.desired); "
+        "restarts nothing when it is healthy.",
+    }
