@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "imageworks-registry"
-GENERATOR = ROOT.parent / "shared" / "tools" / "gen_registry.py"
+# Everything comes from the repository, so the bench runs in a fresh clone alone.
+FIXTURE = ROOT / "tests" / "data" / "imageworks-registry"
+GENERATOR = ROOT / "bench" / "gen_registry.py"
 PYTHON = Path(sys.executable)
 CLI = PYTHON.parent / "imageworks-loader"
 
@@ -78,6 +79,26 @@ def measure(
     return result
 
 
+def measure_completion(folder: Path, runs: int, env: dict[str, str]) -> dict[str, float]:
+    """A TAB on a model name runs ``imageworks-loader __complete-names``; the
+    floor for any completer written in Python is the interpreter's start."""
+    names_cmd = [str(CLI), "__complete-names", "bash", "q"]
+    floor_cmd = [str(PYTHON), "-c", "pass"]
+    named = dict(env, IMAGEWORKS_REGISTRY_DIR=str(folder))
+    run_once(names_cmd, named)
+    floor, names = [], []
+    for _ in range(runs):
+        floor.append(run_once(floor_cmd, named)[0])
+        names.append(run_once(names_cmd, named)[0])
+    result = {"floor_s": statistics.median(floor), "names_s": statistics.median(names)}
+    result["ratio"] = result["names_s"] / result["floor_s"]
+    print(
+        f"{'name completion':<24} python -c pass {result['floor_s'] * 1000:6.1f} ms"
+        f"   names {result['names_s'] * 1000:6.1f} ms   ratio {result['ratio']:5.2f}x"
+    )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
@@ -103,6 +124,7 @@ def main() -> None:
         real = measure("real fixture (16)", fixture, args.runs, env)
         big = measure(f"generated ({args.entries})", generated, args.runs, env)
         edited = measure("  after a layer edit", generated, args.runs, env, edit_layer=True)
+        completion = measure_completion(generated, args.runs, env)
     print(
         f"targets: fixture <= 12x: {'ok' if real['ratio'] <= 12 else 'MISSED'}; "
         f"{args.entries} entries <= 4x: {'ok' if big['ratio'] <= 4 else 'MISSED'}; "
@@ -112,6 +134,11 @@ def main() -> None:
         f"first list after a layer edit (layers merged, snapshot rewritten): "
         f"{edited['ratio']:.2f}x, "
         f"peak {edited['peak_mib']:.1f} MiB"
+    )
+    print(
+        f"completing a model name ({args.entries} entries): "
+        f"{completion['names_s'] * 1000:.0f} ms, "
+        f"{completion['ratio']:.2f}x a bare interpreter start"
     )
 
 

@@ -5,10 +5,12 @@ The public API, importable from here or from its module:
 - ``loader.registry``: ``load_registry``, ``get_entry``, ``list_models``,
   ``save_registry``, ``update_entries``, ``remove_entry``, ``Registry``;
 - ``loader.service``: ``select_model``, ``SelectedModel``;
+- ``loader.roles``: ``select_by_role``, ``list_models_for_role``;
 - ``loader.hashing`` / ``loader.locks``: ``verify_model``, ``lock_model``,
   ``unlock_model``;
 - ``loader.orchestrator``: ``activate``, ``deactivate``, ``current`` (the one
   vLLM server on the canonical port);
+- ``loader.probe``: ``run_vision_probe``, ``ProbeResult``;
 - ``loader.schema``: ``RegistryEntry``; ``loader.errors``: the error classes.
 
 Names resolve on first use, so ``import loader`` stays cheap for the CLI.
@@ -29,9 +31,13 @@ _EXPORTS = {
     "Registry": "registry",
     "select_model": "service",
     "SelectedModel": "service",
+    "select_by_role": "roles",
+    "list_models_for_role": "roles",
     "verify_model": "locks",
     "lock_model": "locks",
     "unlock_model": "locks",
+    "run_vision_probe": "probe",
+    "ProbeResult": "probe",
     "RegistryEntry": "schema",
     "RegistryError": "errors",
     "RegistryLoadError": "errors",

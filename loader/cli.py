@@ -11,6 +11,7 @@ import contextlib
 import gc
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -36,19 +37,79 @@ Overrides (after the command's own arguments, any number):
 Hydra flags (hand the run to the command's Hydra app):
   --cfg job|hydra|all        print the composed config instead of running
   --resolve                  with --cfg, resolve interpolations
-  -m, --multirun             sweep, e.g. -m "name='qwen3_8b_(Q4_K_M)','llama_8.0b_(Q5_K_M)'"
+  -m, --multirun             sweep, e.g. -m "name='qwen3_8b_(Q4_K_M)','llama3.1_8b_(Q5_K_M)'"
                              (quote names that hold parentheses, Hydra-style)
 
 Environment: IMAGEWORKS_REGISTRY_DIR sets registry.dir (default: configs).
 Exit codes: 0 success; 1 usage error, unknown model, missing capability;
 2 integrity failure (version lock violated, blob digest mismatch)."""
 
+# A command's own --help lists --set and the Hydra flags as options; its
+# epilog adds only what argparse cannot show (KEY=VALUE words, exit codes).
+COMMAND_EPILOG_TAIL = """\
+KEY=VALUE words after the arguments are Hydra overrides of the composed config
+(registry.dir=/srv/configs profile=ci; see --cfg job). IMAGEWORKS_REGISTRY_DIR
+sets registry.dir (default: configs). Exit codes: 0 success; 1 usage error,
+unknown model, missing capability; 2 integrity failure."""
+
+SET_HELP = (
+    "override one entry's field for this run only, never saved (repeatable). NAME "
+    "is matched against the registry's names, longest first; FIELD may be nested "
+    "(backend_config.port); VALUE is JSON if it parses, else text. Quote the word: "
+    "--set 'qwen3_8b_(Q4_K_M).backend_config.port=9000'"
+)
+
 NAME_HELP = "the model's logical name (or sweep several: -m \"name='a','b'\")"
 
+EXAMPLES: dict[str, list[str]] = {
+    "list": [f"{PROG} list --role caption", f"{PROG} list registry.dir=/srv/configs"],
+    "select": [
+        f"{PROG} select 'qwen2.5-vl-7b-instruct_(AWQ)' --require-vision",
+        f"{PROG} select --role caption",
+    ],
+    "list-roles": [f"{PROG} list-roles"],
+    "metrics": [f"{PROG} metrics", f"{PROG} metrics --name 'qwen3_8b_(Q4_K_M)'"],
+    "explain": [f"{PROG} explain 'qwen3_8b_(Q4_K_M)'"],
+    "verify": [f"{PROG} verify 'florence-2-large_(FP16)'", f"{PROG} verify --all profile=ci"],
+    "lock": [f"{PROG} lock 'florence-2-large_(FP16)' --set-expected"],
+    "unlock": [f"{PROG} unlock 'florence-2-large_(FP16)'"],
+    "snapshot": [f"{PROG} snapshot registry.dir=/srv/configs"],
+    "migrate": [f"{PROG} migrate --dry-run", f"{PROG} migrate registry.dir=/srv/old-registry"],
+    "probe-vision": [
+        f"{PROG} probe-vision 'qwen2.5-vl-7b-instruct_(AWQ)'",
+        f"{PROG} probe-vision 'qwen2.5-vl-7b-instruct_(AWQ)' cat.jpg --expect cat",
+    ],
+    "activate-model": [
+        f"{PROG} activate-model 'qwen2.5-vl-7b-instruct_(AWQ)'",
+        f"{PROG} activate-model --stop",
+    ],
+    "current-model": [f"{PROG} current-model"],
+    "import-ollama": [
+        f"{PROG} import-ollama --dry-run",
+        f"{PROG} import-ollama --url http://gpu-box:11434",
+    ],
+    "import-dir": [
+        f"{PROG} import-dir ~/ai-models/weights/Qwen/Qwen2.5-VL-7B-Instruct-AWQ --hash",
+        f"{PROG} import-dir ~/ai-models/weights --dry-run",
+    ],
+    "rediscover": [f"{PROG} rediscover --dry-run", f"{PROG} rediscover paths.models=/srv/weights"],
+}
+
 # Options whose next word is their value, so it is never taken as an override.
-_VALUE_OPTIONS = {"--set", "--role", "--require", "--cfg", "-c", "--package", "-p"}
-_VALUE_OPTIONS |= {"--url", "--backend", "--name"}  # the importers'
+_VALUE_OPTIONS = {
+    "--set",
+    "--role",
+    "--require",
+    "--name",
+    "--expect",
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+}
+_VALUE_OPTIONS |= {"--url", "--backend"}  # the importers'
 _HYDRA_FLAGS = {"--cfg", "-c", "--resolve", "--package", "-p", "-m", "--multirun", "--info", "-i"}
+COMPLETE_NAMES = "__complete-names"  # what the completion scripts run to list model names
 
 
 class UsageError(RegistryError):
@@ -58,7 +119,45 @@ class UsageError(RegistryError):
 class _Parser(argparse.ArgumentParser):
     # argparse would print its usage block and exit 2, the integrity code.
     def error(self, message: str) -> NoReturn:
+        choice = re.match(r"argument COMMAND: invalid choice: '(.*?)'", message)
+        if choice:
+            message = _unknown_command(choice.group(1), _subcommands(self))
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _unknown_command(word: str, commands: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, commands, n=2, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown command {word!r}{hint} (commands: {', '.join(commands)})"
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return []
+
+
+class _VersionAction(argparse.Action):
+    # Reads the package metadata only when asked: it costs a few ms at import.
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
+        from importlib.metadata import version
+
+        print(f"{PROG} {version('imageworks-loader')}")
+        parser.exit()
+
+
+class _CompletionAction(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
+        from .completion import completion_script
+
+        sys.stdout.write(completion_script(parser, str(values)))
+        parser.exit()
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -68,14 +167,27 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME.FIELD=VALUE",
-        help="override one entry's field for this run only (repeatable)",
+        help=SET_HELP,
     )
-    hydra = parser.add_argument_group("Hydra flags")
-    hydra.add_argument("--cfg", "-c", choices=["job", "hydra", "all"], help="print the config")
+    hydra = parser.add_argument_group("Hydra flags (hand the run to the command's Hydra app)")
+    hydra.add_argument(
+        "--cfg", "-c", choices=["job", "hydra", "all"], help="print the composed config instead"
+    )
     hydra.add_argument("--resolve", action="store_true", help="resolve interpolations in --cfg")
     hydra.add_argument("--package", "-p", help="with --cfg, print only this package")
-    hydra.add_argument("--multirun", "-m", action="store_true", help="run a Hydra sweep")
+    hydra.add_argument(
+        "--multirun",
+        "-m",
+        action="store_true",
+        help="run a Hydra sweep: -m \"name='qwen3_8b_(Q4_K_M)','llama3.1_8b_(Q5_K_M)'\"",
+    )
     hydra.add_argument("--info", "-i", nargs="?", const="all", help="Hydra's --info")
+
+
+def _model_name(action: argparse.Action) -> argparse.Action:
+    # Completed from the registry by the scripts of `completion`.
+    action.complete = {"bash": "_imageworks_loader_models", "zsh": "_imageworks_loader_models"}
+    return action
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,14 +197,26 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=OVERRIDES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action=_VersionAction)
+    parser.add_argument(
+        "--print-completion",
+        action=_CompletionAction,
+        choices=["bash", "zsh"],
+        metavar="SHELL",
+        help="print a shell completion script (SHELL: bash or zsh): "
+        'eval "$(imageworks-loader --print-completion bash)"; '
+        "for zsh, save it as _imageworks-loader on $fpath",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, summary: str, detail: str = "") -> argparse.ArgumentParser:
+        examples = "\n".join(f"  {line}" for line in EXAMPLES.get(name, []))
+        epilog = (f"Examples:\n{examples}\n\n" if examples else "") + COMMAND_EPILOG_TAIL
         sub = commands.add_parser(
             name,
             help=summary,
             description=summary + ("\n\n" + detail if detail else ""),
-            epilog=OVERRIDES_HELP,
+            epilog=epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         return sub
@@ -108,9 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(
         "select",
         "Resolve a model to its endpoint, backend, served id and capabilities.",
+        "With --role, the model is the one the role prefers that has the required\n"
+        "capabilities (the role's defaults, e.g. vision for caption, plus --require).\n"
         "Exits 1 when the model is unknown or lacks a required capability.",
     )
-    sub.add_argument("name", nargs="?", help=NAME_HELP)
+    _model_name(sub.add_argument("name", nargs="?", help=NAME_HELP))
+    sub.add_argument("--role", help="pick the model for this role instead of naming one")
     sub.add_argument("--require-vision", action="store_true", help="fail unless it has vision")
     sub.add_argument(
         "--require",
@@ -118,15 +245,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="CAPABILITY",
         help="fail unless it has this capability (text, vision, audio, embedding, tools, "
-        "thinking, reasoning, or a synonym); repeatable",
+        "thinking, reasoning, or a synonym such as tool_calls); repeatable",
+    )
+    _add_common(sub)
+
+    sub = command(
+        "list-roles",
+        "List each role with its models, in the order select --role prefers them.",
+        "One row per (role, model): role, name, priority (role_priority), backend,\n"
+        "display_name, capabilities. Deprecated models are left out.",
     )
     _add_common(sub)
 
     sub = command(
         "metrics",
         "Show hash and lock state: every entry, or one entry with its full aggregate.",
+        "For one entry, vision_probe is its last probe-vision result (null if never probed).",
     )
-    sub.add_argument("name", nargs="?", help="one model (default: all)")
+    _model_name(sub.add_argument("name", nargs="?", help="one model (default: all)"))
+    _model_name(
+        sub.add_argument(
+            "--name", dest="name_option", metavar="NAME", help="one model (the ImageWorks form)"
+        )
+    )
     _add_common(sub)
 
     sub = command(
@@ -135,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Sources: curated, discovered, default (schema), override (--set); "
         "interpolated values also show their raw ${...} text.",
     )
-    sub.add_argument("name", nargs="?", help=NAME_HELP)
+    _model_name(sub.add_argument("name", nargs="?", help=NAME_HELP))
     _add_common(sub)
 
     sub = command(
@@ -145,10 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Exits 2 when a locked model's aggregate differs from the expected one (the\n"
         "expected hash and the last good record are kept) or an Ollama blob does not\n"
         "match its digest; 1 when the model's files cannot be found. Unchanged files\n"
-        "(same size, mtime, ctime, inode) are not re-read; --rehash re-reads all.",
+        "(same size, mtime, ctime, inode) are not re-read; --rehash re-reads all.\n"
+        "A lock made by the ImageWorks loader's subset formula still holds when the\n"
+        "subset matches, with a warning that the weights are not covered.",
     )
-    sub.add_argument("name", nargs="?", help=NAME_HELP)
-    sub.add_argument("--all", action="store_true", help="verify every model, then report")
+    _model_name(sub.add_argument("name", nargs="?", help=NAME_HELP))
+    sub.add_argument("--all", action="store_true", help="verify every model (give no NAME)")
     sub.add_argument("--rehash", action="store_true", help="ignore the hash cache")
     _add_common(sub)
 
@@ -156,16 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
         "lock",
         "Lock a model's version, so verify fails if its artifacts change.",
     )
-    sub.add_argument("name", nargs="?", help=NAME_HELP)
+    _model_name(sub.add_argument("name", nargs="?", help=NAME_HELP))
     sub.add_argument(
         "--set-expected",
         action="store_true",
-        help="record the model's aggregate (computed now if none is stored) as expected",
+        help="hash the model's files as they are now (unchanged files come from the "
+        "hash cache) and pin that aggregate as expected; refused if files are missing",
     )
     _add_common(sub)
 
     sub = command("unlock", "Clear a model's lock flag (the expected hash is kept).")
-    sub.add_argument("name", nargs="?", help=NAME_HELP)
+    _model_name(sub.add_argument("name", nargs="?", help=NAME_HELP))
     _add_common(sub)
 
     sub = command(
@@ -204,9 +348,39 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(sub)
 
     sub = command(
+        "probe-vision",
+        "Prove that a model really sees images: ask about an image, check, record.",
+        "Without IMAGE, the built-in probe sends probe.rounds solid-colour squares in\n"
+        "random colours and passes only if every colour is named. With IMAGE (PNG, JPEG,\n"
+        "WebP or GIF, told by content), --expect WORD checks the answer; without it any\n"
+        "non-empty answer passes, unchecked. Prints the result as JSON and records it\n"
+        "in the discovered layer (probes.vision), failed probes too. Exits 1 with one\n"
+        "line naming the cause when the model fails, is not vision-capable, or the\n"
+        "image is unusable (the last two send and record nothing). Settings: probe.*\n"
+        "(timeout_s, connect_timeout_s, retries, max_tokens, rounds).",
+    )
+    sub.add_argument("name", nargs="?", help=NAME_HELP)
+    sub.add_argument("image", nargs="?", help="an image file (default: the built-in colour probe)")
+    sub.add_argument(
+        "--expect", metavar="WORD", help="pass only if the answer names WORD (ignoring case)"
+    )
+    _add_common(sub)
+
+    sub = command(
         "snapshot",
         "Regenerate the merged snapshot model_registry.json if its content changed.",
     )
+    _add_common(sub)
+
+    sub = command(
+        "migrate",
+        "Split a legacy single-file model_registry.json into the curated and discovered layers.",
+        "Static fields go to the curated layer, dynamic ones (registry.dynamic_fields)\n"
+        "to the discovered layer, in each entry's key order. Once the layers exist,\n"
+        "entries found only in the snapshot (hand-edited) are adopted into the\n"
+        "discovered layer. Running it again changes nothing.",
+    )
+    sub.add_argument("--dry-run", action="store_true", help="print the split; write nothing")
     _add_common(sub)
 
     _add_importers(command)
@@ -288,11 +462,15 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _operation_arguments(args: argparse.Namespace) -> dict[str, Any]:
     arguments: dict[str, Any] = {}
-    for key in ("name", "role", "url", "backend", "jobs"):
+    for key in ("name", "role", "url", "backend", "image", "expect", "jobs"):
         if getattr(args, key, None) is not None:
             arguments[key] = getattr(args, key)
     if getattr(args, "dirs", None):
         arguments["dirs"] = list(args.dirs)
+    if getattr(args, "name_option", None) is not None:
+        if arguments.get("name") not in (None, args.name_option):
+            raise UsageError(f"{args.command}: give NAME or --name NAME, not both")
+        arguments["name"] = args.name_option
     for key in ("all", "rehash", "set_expected", "dry_run", "hash", "stop"):
         if getattr(args, key, False):
             arguments[key] = True
@@ -336,6 +514,10 @@ def _hydra_argv(
 
 
 def run(argv: Sequence[str]) -> int:
+    if argv and argv[0] == COMPLETE_NAMES:
+        from .completion import print_model_names
+
+        return print_model_names(argv[1:])
     words, overrides = split_overrides(argv)
     args = build_parser().parse_args(words)
     arguments = _operation_arguments(args)
@@ -392,9 +574,8 @@ def emit(command: str, result: Any, *, compact: bool = False) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # A one-shot process holding ~10^6 acyclic objects after a load: the cyclic
-    # collector's passes over them cost a quarter of a large `list`, and free nothing.
-    gc.disable()
+    """Run one command; returns its exit code. Leaves the garbage collector
+    as it found it (a program calling this keeps its own GC settings)."""
     try:
         return run(sys.argv[1:] if argv is None else argv)
     except RegistryError as exc:
@@ -412,6 +593,10 @@ def console_main() -> NoReturn:
     Everything the command writes is flushed or closed by now, so the process
     leaves without that teardown.
     """
+    # A one-shot process holding ~10^6 acyclic objects after a load: the cyclic
+    # collector's passes over them cost a quarter of a large `list`, and free
+    # nothing. Only this executable may turn it off; `main()` never does.
+    gc.disable()
     code = main()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing left to say

@@ -21,8 +21,9 @@ class RegistryError(Exception):
 # --- reading and validating the registry ---------------------------------
 
 
-class RegistryLoadError(RegistryError):
-    """A layer file or the config cannot be read, parsed or validated."""
+class RegistryLoadError(RegistryError, RuntimeError):
+    """A layer file or the config cannot be read, parsed or validated
+    (also a ``RuntimeError``, as ImageWorks callers catch it)."""
 
 
 class EntryValidationError(RegistryLoadError):
@@ -47,8 +48,8 @@ class UnknownModelError(RegistryError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class CapabilityError(RegistryError):
-    """The model lacks a capability the caller requires."""
+class CapabilityError(RegistryError, RuntimeError):
+    """The model lacks a capability the caller requires (also a ``RuntimeError``)."""
 
 
 # --- writing ----------------------------------------------------------------
@@ -71,8 +72,9 @@ class IntegrityError(RegistryError):
     exit_code = EXIT_INTEGRITY
 
 
-class VersionLockViolation(IntegrityError):
-    """A locked entry's aggregate hash differs from the expected one."""
+class VersionLockViolation(IntegrityError, RuntimeError):
+    """A locked entry's aggregate hash differs from the expected one (also a
+    ``RuntimeError``)."""
 
     def __init__(
         self,
@@ -105,3 +107,8 @@ class ImporterError(RegistryError):
 
 class OrchestrationError(RegistryError):
     """A backend could not be started, reached or stopped."""
+
+
+class ProbeInputError(RegistryError):
+    """A vision probe cannot start: its image is missing, unreadable or not an
+    image, or the word to expect is empty. Nothing was sent or recorded."""

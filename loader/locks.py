@@ -1,8 +1,15 @@
 """Version locks: verify an entry's artifacts against the hash it was locked at.
 
 ``verify_model`` hashes an entry's files (``loader.hashing``), records the
-result on the entry and enforces its lock; ``lock_model``/``unlock_model``
-change the lock. Persisting is the caller's ``save``, as everywhere else.
+result on the entry, enforces its lock and (unless ``save=False``) saves it,
+as the ImageWorks loader's does; ``lock_model``/``unlock_model`` change the
+lock only, and the caller saves.
+
+A lock made by the ImageWorks loader on a model folder may hold its *legacy
+subset* hash: sha256 over the sorted hex digests of the few config and
+tokenizer files at the folder's root. ``verify`` recognises it: when the
+subset still matches, the lock holds with a warning that the weights are not
+covered (re-pin with ``lock --set-expected``).
 """
 
 from __future__ import annotations
@@ -38,13 +45,46 @@ class VerifyResult:
     last_verified: str | None
     locked: bool
     expected_aggregate_sha256: str | None
-    status: str  # "ok" (lock holds), "unlocked", "violated"
+    status: str  # "ok" (lock holds), "legacy-lock" (its subset holds), "unlocked", "violated"
     changed_files: list[str]
     files_read: int
     cache_hits: int
+    warning: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        if data["warning"] is None:
+            del data["warning"]
+        return data
+
+
+# The files the ImageWorks loader's folder locks covered, at the folder's root.
+LEGACY_SUBSET_FILES = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "mm_projector.bin",
+)
+
+
+def legacy_subset_sha256(files: list[dict[str, str]]) -> str:
+    """The ImageWorks folder-subset hash: sha256 of the concatenated sorted hex
+    digests of those ``LEGACY_SUBSET_FILES`` present, or ``""`` when none is."""
+    import hashlib
+
+    digests = sorted(f["sha256"] for f in files if f["path"] in LEGACY_SUBSET_FILES)
+    if not digests:
+        return ""
+    return hashlib.sha256("".join(digests).encode("ascii")).hexdigest()
+
+
+def _legacy_warning(name: str) -> str:
+    return (
+        f"model {name!r}: its lock is an ImageWorks subset lock (config and tokenizer "
+        "files only); the subset matches, but the weights are not covered. Re-pin all "
+        f"files with: imageworks-loader lock '{name}' --set-expected"
+    )
 
 
 def _now() -> str:
@@ -95,6 +135,7 @@ def hash_artifacts(
 def verify_model(
     entry: RegistryEntry,
     enforce_lock: bool = True,
+    save: bool = True,
     *,
     registry: Registry | None = None,
     rehash: bool = False,
@@ -105,19 +146,31 @@ def verify_model(
 
     On success the entry gets the fresh ``artifacts`` and
     ``version_lock.last_verified`` (a locked entry with no expected hash yet
-    takes this aggregate). When the lock is violated and ``enforce_lock`` is
+    takes this aggregate), and ``save`` persists them with the registry's
+    locked save (``registry`` must be the one ``entry`` came from: the default
+    one unless given). When the lock is violated and ``enforce_lock`` is
     true, ``VersionLockViolation`` names both hashes and the changed files and
     the entry is left as it was, so the last good record survives.
     """
     registry = registry or default_registry()
-    files, stats = _hash_entry(entry, registry, rehash=rehash, progress=progress, cache=cache)
+    artifact_set, files, stats = _hash_entry(
+        entry, registry, rehash=rehash, progress=progress, cache=cache
+    )
     aggregate = aggregate_sha256(files)
     lock = entry.version_lock
     expected = lock.expected_aggregate_sha256
     previous = [f.model_dump() for f in entry.artifacts.files]
     # With no earlier file list there is nothing to compare against.
     changed = changed_files(previous, files) if previous else []
-    violated = bool(lock.locked and expected and expected != aggregate)
+    legacy = bool(
+        lock.locked
+        and expected
+        and expected != aggregate
+        and artifact_set.kind == "files"
+        and not entry.download_files
+        and expected == legacy_subset_sha256(files)
+    )
+    violated = bool(lock.locked and expected and expected != aggregate and not legacy)
     if violated and enforce_lock:
         shown = ", ".join(changed[:10]) + (
             f" and {len(changed) - 10} more" if len(changed) > 10 else ""
@@ -136,6 +189,10 @@ def verify_model(
     if lock.locked and not expected:
         lock.expected_aggregate_sha256 = aggregate
     status = "violated" if violated else ("ok" if lock.locked else "unlocked")
+    if legacy:
+        status = "legacy-lock"
+    if save:
+        registry.save()
     return VerifyResult(
         name=entry.name,
         aggregate_sha256=aggregate,
@@ -147,6 +204,7 @@ def verify_model(
         changed_files=changed,
         files_read=stats.files_read,
         cache_hits=stats.cache_hits,
+        warning=_legacy_warning(entry.name) if legacy else None,
     )
 
 
@@ -157,7 +215,7 @@ def _hash_entry(
     rehash: bool,
     progress: bool | None,
     cache: HashCache | None,
-) -> tuple[list[dict[str, str]], HashStats]:
+) -> tuple[ArtifactSet, list[dict[str, str]], HashStats]:
     artifact_set = artifact_set_for(entry, registry)
     own_cache = cache is None
     cache = cache if cache is not None else hash_cache_for(registry)
@@ -169,7 +227,7 @@ def _hash_entry(
     finally:
         if own_cache:
             cache.save()  # digests computed before a failure are still right
-    return files, stats
+    return artifact_set, files, stats
 
 
 def hash_model(
@@ -178,7 +236,7 @@ def hash_model(
     """Hash ``entry``'s files into the stat cache, leaving the entry and its
     lock alone (``verify_model`` then reads no byte again)."""
     registry = registry or default_registry()
-    files, stats = _hash_entry(entry, registry, rehash=rehash, progress=None, cache=None)
+    _, files, stats = _hash_entry(entry, registry, rehash=rehash, progress=None, cache=None)
     return {
         "name": entry.name,
         "aggregate_sha256": aggregate_sha256(files),
@@ -198,15 +256,17 @@ def _no_change_note(previous: list[dict[str, Any]]) -> str:
 def lock_model(
     entry: RegistryEntry, *, set_expected: bool = False, registry: Registry | None = None
 ) -> dict[str, Any]:
-    """Lock an entry; with ``set_expected`` its current aggregate (computed
-    first if none is stored) becomes the expected one."""
+    """Lock an entry; with ``set_expected`` the files as they are now are
+    hashed (through the stat cache, so unchanged files are not re-read) and
+    their aggregate becomes the expected one. Missing files raise
+    ``ArtifactError`` and pin nothing."""
+    hashed: dict[str, int] = {}
     if set_expected:
-        aggregate = entry.artifacts.aggregate_sha256
-        if not aggregate:
-            aggregate = verify_model(entry, enforce_lock=False, registry=registry).aggregate_sha256
-        entry.version_lock.expected_aggregate_sha256 = aggregate
+        result = verify_model(entry, enforce_lock=False, save=False, registry=registry)
+        entry.version_lock.expected_aggregate_sha256 = result.aggregate_sha256
+        hashed = {"files_read": result.files_read, "cache_hits": result.cache_hits}
     entry.version_lock.locked = True
-    return _lock_state(entry)
+    return {**_lock_state(entry), **hashed}
 
 
 def unlock_model(entry: RegistryEntry) -> dict[str, Any]:
@@ -228,7 +288,8 @@ def verify_all(
     registry: Registry, names: list[str], *, rehash: bool = False
 ) -> tuple[list[dict[str, Any]], int]:
     """Verify every named entry, one shared cache; returns per-entry results
-    and the worst exit code. Checks all entries before reporting failure."""
+    and the worst exit code. Checks all entries before reporting failure.
+    It does not save: the caller saves once."""
     cache = hash_cache_for(registry)
     results: list[dict[str, Any]] = []
     worst = 0
@@ -236,7 +297,9 @@ def verify_all(
         for name in names:
             entry = registry.get(name)
             try:
-                result = verify_model(entry, registry=registry, rehash=rehash, cache=cache)
+                result = verify_model(
+                    entry, save=False, registry=registry, rehash=rehash, cache=cache
+                )
                 results.append(result.to_json())
             except VersionLockViolation as exc:
                 results.append(

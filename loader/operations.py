@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import OverrideError
+from .errors import EXIT_USAGE, OverrideError
 from .registry import Registry
 from .service import select_model
 
@@ -51,9 +51,30 @@ def list_op(registry: Registry, role: str | None = None) -> list[dict[str, Any]]
     return rows
 
 
-def select_op(registry: Registry, name: str, require: Sequence[str] = ()) -> dict[str, Any]:
-    """The endpoint and served id for ``name``, checking capabilities."""
+def select_op(
+    registry: Registry,
+    name: str | None = None,
+    require: Sequence[str] = (),
+    role: str | None = None,
+) -> dict[str, Any]:
+    """The endpoint and served id for ``name`` (or the model chosen for ``role``),
+    checking capabilities."""
+    from .roles import select_by_role
+
+    if name and role:
+        raise OverrideError("select: give a model NAME or --role ROLE, not both")
+    if not name and not role:
+        raise OverrideError("select: give a model NAME or --role ROLE")
+    if role:
+        name = select_by_role(role, require_capabilities=require, registry=registry)
     return select_model(name, require_capabilities=require, registry=registry).to_json()
+
+
+def list_roles_op(registry: Registry) -> list[dict[str, Any]]:
+    """Each role with its models, in the order select --role prefers them."""
+    from .roles import list_roles
+
+    return list_roles(registry)
 
 
 def metrics_op(registry: Registry, name: str | None = None) -> Any:
@@ -64,6 +85,7 @@ def metrics_op(registry: Registry, name: str | None = None) -> Any:
             "name": name,
             "aggregate_sha256": entry.artifacts.aggregate_sha256 or "",
             "locked": entry.locked(),
+            "vision_probe": entry.probes.vision,  # the last probe-vision result, or null
         }
     entries = registry.ensure_loaded()
     return [
@@ -99,19 +121,22 @@ def verify_op(
     """Recompute an entry's artifact hashes and enforce its version lock."""
     from .locks import verify_all, verify_model
 
+    if all and name:
+        raise OverrideError(f"verify: give a model NAME or --all, not both (got {name!r})")
     if not all and not name:
         raise OverrideError("verify: give a model NAME or --all")
     if not all:
         result = verify_model(registry.get(name), registry=registry, rehash=rehash)
-        registry.save()
-        return result.to_json()
+        return Outcome(result.to_json(), 0, result.warning or "")
     results, worst = verify_all(registry, sorted(registry.ensure_loaded()), rehash=rehash)
     registry.save()  # record every entry that verified, even when others failed
+    warnings = [r["warning"] for r in results if r.get("warning")]
     failed = [r for r in results if "error" in r]
-    if not failed:
+    lines = [*warnings, *(f"{r['name']}: {r['error']}" for r in failed)]
+    if failed:
+        lines.append(f"{len(failed)} of {len(results)} models failed verification")
+    if not lines:
         return results
-    lines = [f"{r['name']}: {r['error']}" for r in failed]
-    lines.append(f"{len(failed)} of {len(results)} models failed verification")
     return Outcome(results, worst, "\n".join(lines))
 
 
@@ -202,6 +227,26 @@ def current_model_op(registry: Registry) -> dict[str, Any] | None:
     return current(registry=registry)
 
 
+def probe_vision_op(
+    registry: Registry, name: str, image: str | None = None, expect: str | None = None
+) -> Any:
+    """Ask a vision model about an image, check that it sees it, and record the result."""
+    from .probe import run_vision_probe
+
+    result = run_vision_probe(name, image, expect=expect, registry=registry)
+    if result.vision_ok:
+        return result.to_json()
+    return Outcome(result.to_json(), EXIT_USAGE, result.notes)
+
+
+def migrate_op(registry: Registry, dry_run: bool = False) -> Any:
+    """Split a legacy single-file model_registry.json into the curated and discovered layers."""
+    from .migrate import migrate
+
+    result = migrate(registry, dry_run=dry_run)
+    return Outcome(result.to_json(), 0, "\n".join(result.warnings))
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
@@ -225,10 +270,12 @@ OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
         Operation("list", list_op, ("role",)),
-        Operation("select", select_op, ("name", "require"), ("name",)),
+        Operation("select", select_op, ("name", "require", "role")),
+        Operation("list-roles", list_roles_op),
         Operation("metrics", metrics_op, ("name",)),
         Operation("explain", explain_op, ("name",), ("name",)),
         Operation("snapshot", snapshot_op),
+        Operation("migrate", migrate_op, ("dry_run",)),
         Operation("verify", verify_op, ("name", "all", "rehash")),
         Operation("lock", lock_op, ("name", "set_expected"), ("name",)),
         Operation("unlock", unlock_op, ("name",), ("name",)),
@@ -240,5 +287,6 @@ OPERATIONS: dict[str, Operation] = {
         Operation("refresh", refresh_op, ("jobs",)),
         Operation("activate-model", activate_model_op, ("name", "stop")),
         Operation("current-model", current_model_op),
+        Operation("probe-vision", probe_vision_op, ("name", "image", "expect"), ("name",)),
     )
 }

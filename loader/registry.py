@@ -40,7 +40,7 @@ from .layers import (
     registry_lock,
     write_if_changed,
 )
-from .schema import RegistryEntry, clean_served_model_id
+from .schema import RegistryEntry, canonical_only, clean_served_model_id
 from .snapshot import LayerFiles, SnapshotStamps, Stat, layer_files_for, stat_stamp
 
 if TYPE_CHECKING:
@@ -163,6 +163,11 @@ class Registry:
         curated_bytes = read_layer_bytes(files.curated)
         discovered_bytes = read_layer_bytes(files.discovered)
         if curated_bytes is None and discovered_bytes is None:
+            if files.snapshot.is_file():
+                raise RegistryLoadError(
+                    f"{files.folder}: holds only {files.snapshot.name}, a legacy single-file "
+                    "registry; split it into layers with: imageworks-loader migrate"
+                )
             raise RegistryLoadError(
                 f"{files.folder}: no registry layers ({files.curated.name} or "
                 f"{files.discovered.name}) in this folder"
@@ -270,6 +275,9 @@ class Registry:
         with registry_lock(files.folder):
             if only_if_layers_unchanged and self._layers_changed(files):
                 return False  # another writer got there first; it refreshes the snapshot
+            unchanged = SnapshotStamps(files, self.dynamic).snapshot_unchanged()
+            if not unchanged and _snapshot_only_names(files.snapshot, sources):
+                return False  # hand-edited entries: kept until `migrate` adopts them
             written = write_if_changed(files.snapshot, self.snapshot_pieces())
             self._record_stamps(files, sources)
             return written
@@ -424,7 +432,7 @@ class Registry:
                 CURATED: _layer_ref(sources.curated, curated_index),
                 DISCOVERED: _layer_ref(sources.discovered, discovered_index),
             },
-            "capabilities": entry.normalized_capabilities(),
+            "capabilities": canonical_only(entry.normalized_capabilities()),
             "fields": rows,
         }
 
@@ -487,6 +495,28 @@ def _sources(files: LayerFiles, curated: bytes | None, discovered: bytes | None)
     )
 
 
+def _snapshot_only_names(snapshot: Path, sources: Sources) -> list[str]:
+    """Names in the snapshot that neither layer has, with a warning naming them."""
+    import json
+
+    try:
+        data = json.loads(snapshot.read_bytes())
+        names = [e["name"] for e in data if isinstance(e, dict) and isinstance(e.get("name"), str)]
+    except (OSError, ValueError, TypeError):
+        return []  # no snapshot, or one that is no registry: nothing to keep
+    layered = {e["name"] for e in sources.curated.entries}
+    layered.update(e["name"] for e in sources.discovered.entries)
+    only = [name for name in names if name not in layered]
+    if only:
+        print(
+            f"warning: {snapshot}: entries only in the merged snapshot (hand-edited): "
+            f"{', '.join(repr(n) for n in only)}; the snapshot is not rewritten, so they "
+            "are kept; adopt them into the discovered layer with: imageworks-loader migrate",
+            file=sys.stderr,
+        )
+    return only
+
+
 def _unknown_message(name: str, entries: Iterable[str], folder: Path | str) -> str:
     import difflib
 
@@ -514,8 +544,27 @@ def default_registry() -> Registry:
     return _default
 
 
-def load_registry(force: bool = False) -> dict[str, RegistryEntry]:
-    """All entries by name; re-reads the layers when one changed on disk."""
+def load_registry(
+    path: str | os.PathLike[str] | None = None, force: bool = False
+) -> dict[str, RegistryEntry]:
+    """All entries by name; re-reads the layers when one changed on disk.
+
+    ``path`` (the ImageWorks signature) is a registry folder or a legacy
+    single ``model_registry.json``; it becomes the default registry that
+    ``get_entry`` and the other module functions use.
+    """
+    if path is not None and not isinstance(path, str | os.PathLike) or isinstance(path, bool):
+        raise TypeError(
+            f"load_registry(path=None, force=False): path must be a folder or a "
+            f"model_registry.json file, not {path!r} (for a reload, pass force={path!r})"
+        )
+    if path is not None:
+        from .legacy import registry_for_path
+
+        current = _default
+        registry = registry_for_path(path, current)
+        if registry is not current:
+            use_registry(registry)
     registry = default_registry()
     return registry.load() if force else registry.ensure_loaded()
 

@@ -43,15 +43,29 @@ def backend_default_port(cfg: Config, backend: str) -> int:
 
 def endpoint_url(entry: RegistryEntry, cfg: Config) -> str:
     """``base_url`` if set; else ``host`` if it has a scheme; else
-    ``http://{host or localhost}:{port or backend default}/v1``."""
+    ``http://{host or localhost}:{port or backend default}/v1``. A trailing
+    ``/`` is dropped, so a client appending ``/chat/completions`` gets no ``//``."""
     config = entry.backend_config
-    if config.base_url:
-        return config.base_url
-    host = (config.host or "").strip()
+    base_url = (config.base_url or "").strip().rstrip("/")
+    if base_url:
+        return base_url
+    host = (config.host or "").strip().rstrip("/")
     if "://" in host:
         return host
     port = config.port or backend_default_port(cfg, entry.backend)
     return f"http://{host or 'localhost'}:{port}/v1"
+
+
+def missing_capability(entry: RegistryEntry, wanted: Iterable[str]) -> str | None:
+    """The first of ``wanted`` that ``entry`` lacks, as its canonical name;
+    ``CapabilityError`` for a name that is no capability or synonym."""
+    for name in wanted:
+        canonical = canonical_capability(name)
+        if canonical is None:
+            raise CapabilityError(f"unknown capability {name!r}")
+        if not entry.has_capability(canonical):
+            return canonical
+    return None
 
 
 def select_model(
@@ -63,13 +77,10 @@ def select_model(
     lacks a required capability (synonyms such as ``vl`` are accepted)."""
     registry = registry or default_registry()
     entry = registry.get(name)
+    missing = missing_capability(entry, require_capabilities or ())
+    if missing:
+        raise CapabilityError(f"model {name!r} lacks required capability {missing!r}")
     capabilities = entry.normalized_capabilities()
-    for wanted in require_capabilities or ():
-        canonical = canonical_capability(wanted)
-        if canonical is None:
-            raise CapabilityError(f"unknown capability {wanted!r}")
-        if not capabilities[canonical]:
-            raise CapabilityError(f"model {name!r} lacks required capability {canonical!r}")
     return SelectedModel(
         logical_name=entry.name,
         endpoint_url=endpoint_url(entry, registry.cfg),

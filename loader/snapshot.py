@@ -71,16 +71,27 @@ class SnapshotStamps:
             stat_stamp(files.snapshot),
         )
 
-    def matches(self, stats: tuple[Any, ...]) -> bool:
-        if stats[2] is None:
-            return False
+    def _saved_stats(self) -> list[Any] | None:
         try:
             saved = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return False
+            return None
         if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint:
+            return None
+        stats = saved.get("stats")
+        return stats if isinstance(stats, list) and len(stats) == 3 else None
+
+    def matches(self, stats: tuple[Any, ...]) -> bool:
+        if stats[2] is None:
             return False
-        return [list(s) if s else None for s in stats] == saved.get("stats")
+        return [list(s) if s else None for s in stats] == self._saved_stats()
+
+    def snapshot_unchanged(self) -> bool:
+        """True when the snapshot is still the file this loader last wrote or
+        confirmed (so nobody can have added entries to it by hand)."""
+        current = stat_stamp(self.files.snapshot)
+        saved = self._saved_stats()
+        return current is not None and saved is not None and saved[2] == list(current)
 
     def record(self) -> None:
         stats = [list(s) if s else None for s in self.current()]

@@ -122,15 +122,17 @@ def test_list_reports_discovered_lock_and_dict_shaped_vision_on_the_demo(demo_re
 # --- select ---------------------------------------------------------------------
 
 
-def test_select_returns_the_documented_keys_and_seven_canonical_booleans(real_registry):
+def test_select_returns_the_documented_keys_and_the_imageworks_capability_map(real_registry):
     selected = succeeded(run_cli("select", "qwen3_8b_(Q4_K_M)", on(real_registry)))
     assert set(selected) == SELECT_KEYS
     assert selected["logical_name"] == "qwen3_8b_(Q4_K_M)"
     assert selected["backend"] == "ollama"
     assert selected["endpoint"] == "http://imageworks-ollama:11434/v1"
     assert selected["internal_model_id"] == "qwen3:8b"
-    assert list(selected["capabilities"]) == CANONICAL_CAPABILITIES
-    assert selected["capabilities"] == {
+    # Issue 9: the canonical seven first, then every key the ImageWorks loader printed.
+    assert list(selected["capabilities"])[:7] == CANONICAL_CAPABILITIES
+    canonical = {k: selected["capabilities"][k] for k in CANONICAL_CAPABILITIES}
+    assert canonical == {
         "text": True,
         "vision": False,
         "audio": False,
@@ -139,6 +141,10 @@ def test_select_returns_the_documented_keys_and_seven_canonical_booleans(real_re
         "thinking": False,
         "reasoning": False,
     }
+    stored = next(
+        e for e in read_json(real_registry / SNAPSHOT) if e["name"] == "qwen3_8b_(Q4_K_M)"
+    )["capabilities"]
+    assert {k: selected["capabilities"][k] for k in stored} == stored
 
 
 def test_select_counts_a_dict_shaped_vision_capability_by_its_enabled_flag(real_registry):
@@ -274,6 +280,7 @@ def test_metrics_with_a_name_gives_the_full_aggregate(real_registry):
         "name": name,
         "aggregate_sha256": discovered_aggregates(REAL_REGISTRY)[name],
         "locked": False,
+        "vision_probe": None,  # never probed
     }
     assert re.fullmatch(r"[0-9a-f]{64}", metrics["aggregate_sha256"])
 

@@ -7,6 +7,7 @@ from conftest import REAL_REGISTRY, SNAPSHOT, read_json
 
 from loader.schema import (
     CANONICAL_CAPABILITIES,
+    CAPABILITY_SYNONYMS,
     RegistryEntry,
     canonical_capability,
     capability_of,
@@ -20,26 +21,41 @@ from loader.schema import (
     [
         ({"vl": True}, {"vision"}),
         ({"mm": True, "tool_call": True}, {"vision", "tools"}),
+        # The ImageWorks table: thinking and reasoning share one synonym list.
         (
             {"multimodal": 1, "function_calling": True, "reasoner": True},
-            {"vision", "tools", "reasoning"},
+            {"vision", "tools", "thinking", "reasoning"},
         ),
-        ({"embed": True, "asr": True, "cot": True}, {"embedding", "audio", "thinking"}),
+        (
+            {"embed": True, "asr": True, "cot": True},
+            {"embedding", "audio", "thinking", "reasoning"},
+        ),
         ({"Vision": True, "Tool-Use": True}, {"vision", "tools"}),
         ({"vision": {"enabled": True, "target_long_edge": 448}}, {"vision"}),
         ({"vision": {"enabled": False}, "vl": True}, set()),  # canonical key decides
         ({"vision": False, "image": True}, set()),
-        ({"language": True, "unknown_flag": True}, {"text"}),
+        ({"text": False, "chat": True}, set()),
+        ({"language": True, "unknown_flag": True}, {"text", "unknown_flag"}),
+        ({"tool_calls": True}, {"tools"}),
+        ({"thinking": True, "reasoning": False}, {"thinking", "reasoning"}),
         ({}, set()),
         (None, set()),
     ],
 )
 def test_capabilities_fold_synonyms_into_the_canonical_keys(raw, expected_true):
     folded = normalize_capabilities(raw)
-    assert list(folded) == list(CANONICAL_CAPABILITIES)
-    assert {key for key, on in folded.items() if on} == expected_true
-    for key in CANONICAL_CAPABILITIES:  # the one-key shortcut agrees with the full fold
-        assert capability_of(raw, key) == folded[key]
+    assert list(folded)[:7] == list(CANONICAL_CAPABILITIES)
+    # ``text`` defaults to true (ImageWorks), unless a text key says otherwise.
+    default_text = not any(k.lower() in CAPABILITY_SYNONYMS["text"] for k in raw or {})
+    expected = expected_true | ({"text"} if default_text else set())
+    assert {key for key in CANONICAL_CAPABILITIES if folded[key]} == expected - {"unknown_flag"}
+    assert folded["thinking"] == folded["reasoning"]
+    for canonical, synonyms in CAPABILITY_SYNONYMS.items():
+        for synonym in synonyms:  # every alias answers, and agrees with its capability
+            assert folded[synonym] == folded[canonical], synonym
+            assert capability_of(raw, synonym) == folded[canonical], synonym
+    if "unknown_flag" in expected_true:
+        assert folded["unknown_flag"] is True
 
 
 def test_every_real_capability_map_folds_to_its_canonical_values():
@@ -57,7 +73,9 @@ def test_every_real_capability_map_folds_to_its_canonical_values():
         ("vl", "vision"),
         ("tools", "tools"),
         ("function-calling", "tools"),
-        ("r1", "reasoning"),
+        ("r1", "thinking"),
+        ("reasoning", "reasoning"),
+        ("tool_calls", "tools"),
         ("x", None),
     ],
 )
