@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shlex
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,11 +131,32 @@ def build_graph(overrides: Sequence[str] = (), *, registry: Registry | None = No
 # --- actions: call an operation, turn its errors into one-line task failures ----
 
 
+class OperationOutcome(RegistryError):
+    """An operation that answered with a non-zero exit code and its message."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def call_operation(operation: str, graph: Graph, arguments: dict[str, Any]) -> Any:
+    """Call an operation as the CLI does; its warnings go to stderr, a non-zero
+    ``Outcome`` raises ``OperationOutcome`` with its message."""
+    from .operations import OPERATIONS, Outcome
+
+    result = OPERATIONS[operation].call(graph.registry, arguments)
+    if not isinstance(result, Outcome):
+        return result
+    if result.exit_code:
+        raise OperationOutcome(result.message or f"{operation} failed", result.exit_code)
+    for line in result.message.splitlines():
+        print(f"imageworks-loader {operation}: {line}", file=sys.stderr)
+    return result.data
+
+
 def operation_action(operation: str, graph: Graph, arguments: dict[str, Any]) -> Callable:
     def action() -> Any:
-        from .operations import OPERATIONS
-
-        return OPERATIONS[operation].call(graph.registry, arguments)
+        return call_operation(operation, graph, arguments)
 
     return guarded(action)
 
@@ -144,17 +166,12 @@ def guarded(call: Callable[[], Any]) -> Callable[[], Any]:
     ``RegistryError`` becomes a one-line failure carrying its exit code."""
 
     def action() -> Any:
-        from .operations import Outcome
         from .pipeline.reporter import OperationFailed
 
         try:
             result = call()
         except RegistryError as exc:
             return OperationFailed.from_error(exc)
-        if isinstance(result, Outcome):
-            if result.exit_code:
-                return OperationFailed(result.message, exit_code=result.exit_code)
-            result = result.data
         return result if isinstance(result, dict) else {"result": result}
 
     action.__name__ = getattr(call, "__name__", "action")
@@ -253,14 +270,20 @@ def _inputs_unchanged(key: str) -> Callable[..., bool]:
 
 
 def verify_tasks(graph: Graph) -> list[dict[str, Any]]:
+    strict = graph.profile("strict_integrity") is True
     tasks = []
     for name in graph.artifacts:
         key = _lock_inputs(graph, name)
 
         def run(name: str = name, key: str = key) -> dict[str, Any]:
-            from .operations import OPERATIONS
-
-            result = OPERATIONS["verify"].call(graph.registry, {"name": name})
+            result = call_operation("verify", graph, {"name": name})
+            if strict and result.get("status") == "legacy-lock":
+                raise OperationOutcome(
+                    f"model {name!r}: its lock covers only the config and tokenizer files, "
+                    "not the weights (a legacy lock); strict integrity needs it re-pinned: "
+                    f"imageworks-loader lock {name!r} --set-expected",
+                    EXIT_INTEGRITY,
+                )
             return {**result, "inputs": key}
 
         tasks.append(
@@ -272,7 +295,6 @@ def verify_tasks(graph: Graph) -> list[dict[str, Any]]:
                 "doc": f"Verify {name} against its version lock and record its hashes.",
             }
         )
-    strict = graph.profile("strict_integrity") is True
     for name, reason in graph.missing.items():
         if strict and _lock(graph.entries[name]).get("locked"):
             tasks.append(_unprovable_lock_task(name, reason))
