@@ -1,5 +1,5 @@
 """The tasks that call other issues' operations, against their stand-in servers:
-import:ollama and rediscover (issue 7), activate (issue 8)."""
+import:ollama and rediscover (issue 7), activate (issue 8), probe (issue 6)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import subprocess
 
 import httpx
 import pytest
-from conftest import ROOT
+from conftest import DISCOVERED, ROOT, read_json
+from importers_support import ollama_models_folder
 from orchestrator_support import FLORENCE, QWEN, orchestra_world
 from pipeline_support import DODO, PYTHON, importer_site, ran  # noqa: F401 (a fixture)
+from probe_support import OLLAMA_VL, OLLAMA_VL_TAG, add_ollama_vision_entry, stand_in
 
 
 @pytest.fixture
@@ -105,3 +107,71 @@ def test_a_desired_model_that_cannot_be_served_fails_only_activate(orchestra):
     lines = [line for line in result.stderr.splitlines() if line.startswith("doit: activate")]
     assert len(lines) == 1 and "vLLM" in lines[0], result.stderr
     assert orchestra.state() is None
+
+
+# --- probe (issue 6): the OpenAI-compatible vision stand-in -------------------
+
+
+@pytest.fixture
+def vision_site(demo_registry, tmp_path):
+    """The demo registry plus an Ollama vision model whose blobs are on this host."""
+    add_ollama_vision_entry(demo_registry)
+    ollama_models_folder(tmp_path / "ollama-models", OLLAMA_VL_TAG, [b"cfg", b"vision weights"])
+    env = dict(os.environ, OLLAMA_MODELS=str(tmp_path / "ollama-models"))
+    return demo_registry, env
+
+
+def doit_on(registry, env, *words):
+    return subprocess.run(
+        [PYTHON, "-m", "doit", "-f", str(DODO), *words, f"registry.dir={registry}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=180,
+    )
+
+
+def vision_record(registry):
+    entry = next(e for e in read_json(registry / DISCOVERED) if e["name"] == OLLAMA_VL)
+    return entry["probes"]["vision"]
+
+
+def test_probe_runs_after_verify_and_again_only_when_its_record_is_stale(vision_site, tmp_path):
+    registry, env = vision_site
+    task = f"probe:{OLLAMA_VL}"
+    with stand_in(tmp_path / "server", models=[OLLAMA_VL_TAG]) as server:
+        port = f"backends.ollama.port={server.port}"
+        first = doit_on(registry, env, port)
+        assert first.returncode == 0, first.stderr
+        order = [line[3:] for line in first.stdout.splitlines() if line.startswith(".  ")]
+        assert order.index(f"verify:{OLLAMA_VL}") < order.index(task) < order.index("snapshot")
+        record = vision_record(registry)
+        assert record["vision_ok"] and record["endpoint"].endswith(f":{server.port}/v1")
+
+        assert ran(doit_on(registry, env, port).stdout) == []  # the record still applies
+        assert ran(doit_on(registry, env, port, "probe.rounds=3").stdout) == [task, "snapshot"]
+        aged = doit_on(registry, env, port, "probe.rounds=3", "probe.max_age=0")
+        assert ran(aged.stdout) == [task, "snapshot"]
+        requests = len(server.requests())
+
+    # new weights: the hash changes, so verify and probe run again
+    ollama_models_folder(tmp_path / "ollama-models", OLLAMA_VL_TAG, [b"cfg", b"new weights"])
+    with stand_in(tmp_path / "server", models=[OLLAMA_VL_TAG]) as server:
+        again = doit_on(registry, env, f"backends.ollama.port={server.port}", "probe.rounds=3")
+        assert again.returncode == 0, again.stderr
+        assert {f"hash:{OLLAMA_VL}", f"verify:{OLLAMA_VL}", task} <= set(ran(again.stdout))
+        assert vision_record(registry)["aggregate_sha256"] != record["aggregate_sha256"]
+    assert requests == 2 + 3 + 3  # rounds per probe run: 2, then 3, then 3
+
+
+def test_a_blind_model_fails_its_probe_and_only_that(vision_site, tmp_path):
+    registry, env = vision_site
+    with stand_in(tmp_path / "server", models=[OLLAMA_VL_TAG], mode="blind") as server:
+        result = doit_on(registry, env, f"backends.ollama.port={server.port}")
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("doit: probe:")]
+    assert len(lines) == 1 and "the model answered" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert vision_record(registry)["vision_ok"] is False  # recorded, as on the CLI
+    assert f"verify:{OLLAMA_VL}" in ran(result.stdout)
