@@ -93,6 +93,7 @@ EXAMPLES: dict[str, list[str]] = {
         f"{PROG} import-dir ~/ai-models/weights --dry-run",
     ],
     "rediscover": [f"{PROG} rediscover --dry-run", f"{PROG} rediscover paths.models=/srv/weights"],
+    "refresh": [f"{PROG} refresh", f"{PROG} refresh profile=ci registry.dir=/srv/configs"],
 }
 
 # Options whose next word is their value, so it is never taken as an override.
@@ -319,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         "changed, then writes a JSON report and a Markdown summary where the profile\n"
         "says (profile.report, profile.summary) and prints the report on stdout.\n"
         "Exits 2 when a version lock is violated, 1 when any other task failed.\n"
-        "Example: imageworks-loader refresh profile=ci registry.dir=/srv/configs",
+        "See docs/scheduled-refresh.md.",
     )
     sub.add_argument("--jobs", "-j", type=int, default=None, help="tasks run in parallel")
     _add_common(sub)

@@ -77,25 +77,28 @@ def doit_in(orchestra, *words: str):
 
 
 def test_activate_serves_the_desired_model_and_restarts_nothing_when_healthy(orchestra):
-    desired = f"orchestrator.desired='{FLORENCE}'"
+    # the entries' endpoint is the orchestrator's port, so probe:NAME reaches the server
+    desired = (f"orchestrator.desired='{FLORENCE}'", f"backends.vllm.port={orchestra.port}")
     listed = doit_in(orchestra, "list")
     assert listed.returncode == 0 and "activate" not in listed.stdout  # no desired model
 
-    first = doit_in(orchestra, desired)
-    assert first.returncode == 0, first.stderr
-    assert "activate" in ran(first.stdout)
+    first = doit_in(orchestra, *desired)
+    assert "activate" in ran(first.stdout), first.stderr
     state = orchestra.state()
     assert state["logical_name"] == FLORENCE and state["port"] == orchestra.port
     models = httpx.get(f"http://127.0.0.1:{orchestra.port}/v1/models", timeout=5).json()
     assert [m["id"] for m in models["data"]] == [FLORENCE]
+    # then the served vision model is probed; the vLLM stand-in does not look at images
+    failures = [line for line in first.stderr.splitlines() if line.startswith("doit: ")]
+    assert failures[0].startswith(f"doit: probe:{FLORENCE}: ") and "stand-in reply" in failures[0]
+    assert not any(line.startswith("doit: activate") for line in failures)
 
-    again = doit_in(orchestra, desired)
-    assert again.returncode == 0, again.stderr
+    again = doit_in(orchestra, *desired)
     assert orchestra.state()["pid"] == state["pid"]  # healthy: nothing restarted
     assert "already active" in again.stderr
 
     switched = doit_in(orchestra, f"orchestrator.desired='{QWEN}'")
-    assert switched.returncode == 0, switched.stderr
+    assert "activate" in ran(switched.stdout), switched.stderr
     assert orchestra.state()["logical_name"] == QWEN
     stopped = orchestra.cli("activate-model", "--stop")
     assert stopped.returncode == 0, stopped.stderr
