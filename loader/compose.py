@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import strictjson
 from .config import omegaconf_reason
 from .errors import EntryValidationError, InterpolationError, OverrideError
 
@@ -183,18 +184,25 @@ def parse_entry_overrides(texts: Sequence[str], names: Iterable[str]) -> list[En
                 "(expected NAME.FIELD=VALUE with a registry entry's NAME)"
             )
         path = tuple(key[len(name) + 1 :].split("."))
+        if len(path) > strictjson.MAX_DEPTH:
+            raise OverrideError(
+                f"override for {name!r}: field path deeper than {strictjson.MAX_DEPTH} levels"
+            )
         if any(not part for part in path) or path[0] == "name":
             raise OverrideError(f"override {text!r}: bad field path {'.'.join(path)!r}")
-        parsed.append(EntryOverride(text, name, path, _parse_value(raw_value)))
+        parsed.append(EntryOverride(text, name, path, _parse_value(name, path, raw_value)))
     return parsed
 
 
-def _parse_value(raw: str) -> Any:
+def _parse_value(name: str, path: Path_, raw: str) -> Any:
     # JSON where it parses (numbers, true/false/null, lists, objects), else text.
     try:
-        return json.loads(raw)
-    except ValueError:
+        return strictjson.loads(raw)
+    except json.JSONDecodeError:
         return raw
+    except strictjson.StrictJsonError as exc:
+        where = ".".join((*path, *exc.where))
+        raise OverrideError(f"override for {name!r}: {where}: value {exc.problem}") from None
 
 
 # --- interpolation ---------------------------------------------------------------
@@ -228,8 +236,9 @@ class Interpolator:
     def resolve(self, text: str) -> Any:
         from omegaconf.errors import OmegaConfBaseException
 
-        self._cfg[self._SLOT] = text
         try:
+            # Assigning parses the text: an unterminated ``${`` fails here.
+            self._cfg[self._SLOT] = text
             return self._cfg[self._SLOT]
         except OmegaConfBaseException as exc:
             raise ValueError(omegaconf_reason(exc)) from None
@@ -311,7 +320,8 @@ def _resolve_all(
 ) -> None:
     for name in result.order:
         entry = result.merged[name]
-        found = list(iter_interpolated(entry))
+        # A name is an identity, never interpolated (layers refuse ``${`` in one).
+        found = [(p, t) for p, t in iter_interpolated(entry) if p != ("name",)]
         if not found:
             continue
         for path, text in found:
@@ -346,6 +356,7 @@ _ERROR_WORDS = {
     "int_from_float": "not an integer",
     "float_parsing": "not a number",
     "float_type": "not a number",
+    "finite_number": "not a finite number",
     "bool_parsing": "not a boolean",
     "bool_type": "not a boolean",
     "string_type": "not a string",

@@ -108,6 +108,7 @@ class Config:
     @property
     def resolved(self) -> dict[str, Any]:
         if self._resolved is None:
+            check_expansion(self.raw)
             self._resolved = resolve_all(self.omegaconf)
         return self._resolved
 
@@ -168,6 +169,57 @@ def hydra_reason(exc: Exception) -> str:
     lines = [line for line in lines if not line.startswith("See https://")]
     punctuated = [line if line.endswith((".", ":", ";")) else line + ";" for line in lines]
     return " ".join(punctuated).rstrip(";") or type(exc).__name__
+
+
+# OmegaConf re-resolves a reference at every use, so ``b1=${b0}${b0}``,
+# ``b2=${b1}${b1}`` ... doubles the work per level (15 s at 16 levels).
+# Real configs resolve a handful of references per value.
+MAX_RESOLVE_STEPS = 10_000
+MAX_RESOLVED_CHARS = 1 << 20
+_NODE_REF = re.compile(r"\$\{([^${}:]+)\}")
+
+
+def check_expansion(raw: dict[str, Any]) -> None:
+    """Refuse a config whose interpolations expand beyond the caps above,
+    before OmegaConf spends exponential time resolving it."""
+    strings: dict[str, str] = {}
+
+    def flatten(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                flatten(value, f"{prefix}{key}.")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                flatten(value, f"{prefix}{index}.")
+        elif isinstance(node, str):
+            strings[prefix[:-1]] = node
+
+    flatten(raw, "")
+    cost: dict[str, tuple[int, int]] = {}  # key -> (resolve steps, resolved length)
+
+    def measure(key: str, active: frozenset[str]) -> tuple[int, int]:
+        if key in cost:
+            return cost[key]
+        text = strings.get(key)
+        if text is None or key in active:  # not a string, or a loop OmegaConf reports
+            return (1, 0)
+        if len(active) > 100:  # a chain this long is refused like a blow-up
+            return (MAX_RESOLVE_STEPS + 1, 0)
+        steps, length = 1, len(_NODE_REF.sub("", text))
+        for ref in _NODE_REF.findall(text):
+            ref_steps, ref_length = measure(ref.strip(), active | {key})
+            steps, length = steps + ref_steps, length + ref_length
+        cost[key] = (steps, length)
+        return steps, length
+
+    for key in strings:
+        steps, length = measure(key, frozenset())
+        if steps > MAX_RESOLVE_STEPS or length > MAX_RESOLVED_CHARS:
+            raise RegistryLoadError(
+                f"config {key}: interpolation expands too far ({steps} references, "
+                f"{length} characters; limits {MAX_RESOLVE_STEPS} and {MAX_RESOLVED_CHARS}): "
+                "values that repeat other values; refusing to resolve it"
+            )
 
 
 def resolve_all(cfg: DictConfig) -> dict[str, Any]:

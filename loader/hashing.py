@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
+from loader import beneath
 from loader.errors import ArtifactError, BlobDigestMismatch, VersionLockViolation
-from loader.layers import atomic_write_bytes
+from loader.layers import atomic_write_bytes, read_regular_file
 from loader.locking import LockTimeout, file_lock
 
 __all__ = [
@@ -112,6 +113,13 @@ def resolve_artifact_set(
     under ``model_path``. Raises ``ArtifactError`` when nothing can be found or
     a path would leave the root; never returns an empty set.
     """
+    for what, value in (
+        ("model_path", model_path),
+        ("download_path", download_path),
+        *(("download file", item) for item in download_files or ()),
+    ):
+        if isinstance(value, str) and "\0" in value:
+            raise ArtifactError(f"model '{name}': {what} {value!r} holds a NUL byte")
     if download_files and download_path:
         return _resolve_download_files(name, Path(download_path).expanduser(), download_files)
     if model_path and model_path.startswith(OLLAMA_PREFIX):
@@ -125,11 +133,22 @@ def _inside(path: str, root_real: str) -> bool:
     return path == root_real or os.path.commonpath([path, root_real]) == root_real
 
 
+def _real(name: str, path: Path | str) -> str:
+    # realpath itself races: a link removed between its lstat and readlink raises.
+    try:
+        return os.path.realpath(path)
+    except OSError as exc:
+        raise ArtifactError(
+            f"model '{name}': {path} changed while it was being resolved ({exc.strerror}); "
+            "run verify again once it is stable"
+        ) from None
+
+
 def _require_dir(name: str, root: Path, what: str) -> str:
     if not root.is_dir():
         problem = "is not a folder" if root.exists() else "does not exist"
         raise ArtifactError(f"model '{name}': {what} {root} {problem}")
-    return os.path.realpath(root)
+    return _real(name, root)
 
 
 def _escaping_link_error(name: str, root: Path, root_real: str, rel: str) -> ArtifactError:
@@ -139,13 +158,13 @@ def _escaping_link_error(name: str, root: Path, root_real: str, rel: str) -> Art
         prefix = "/".join(parts[:i])
         candidate = root / prefix
         if candidate.is_symlink():
-            target = os.path.realpath(candidate)
+            target = _real(name, candidate)
             if not _inside(target, root_real):
                 return ArtifactError(
                     f"model '{name}': symlink {candidate} points outside {root} "
                     f"(to {target}); refusing to follow it"
                 )
-    target = os.path.realpath(root / rel)
+    target = _real(name, root / rel)
     return ArtifactError(
         f"model '{name}': {root / rel} resolves outside {root} (to {target}); refusing to read it"
     )
@@ -162,7 +181,7 @@ def _resolve_download_files(name: str, root: Path, download_files: list[str]) ->
                 f"{root} (absolute paths and '..' are refused)"
             )
         rel = pure.as_posix()
-        real = os.path.realpath(root / rel)
+        real = _real(name, root / rel)
         if not _inside(real, root_real):
             raise _escaping_link_error(name, root, root_real, rel)
         try:
@@ -194,7 +213,7 @@ def _resolve_folder(name: str, root: Path) -> ArtifactSet:
         for entry in entries:
             rel = rel_prefix + entry.name
             if entry.is_symlink():
-                target = os.path.realpath(entry.path)
+                target = _real(name, entry.path)
                 if not _inside(target, root_real):
                     raise ArtifactError(
                         f"model '{name}': symlink {root / rel} points outside {root} "
@@ -258,14 +277,16 @@ def _resolve_ollama(name: str, model_path: str, models_dir: Path) -> ArtifactSet
         raise ArtifactError(
             f"model '{name}': Ollama manifest for {model_path!r} not found at {manifest}"
         )
-    models_real = os.path.realpath(models_dir)
-    if not _inside(os.path.realpath(manifest), models_real):
+    models_real = _real(name, models_dir)
+    manifest_real = _real(name, manifest)
+    if not _inside(manifest_real, models_real):
         raise ArtifactError(
             f"model '{name}': Ollama manifest {manifest} resolves outside {models_dir} "
-            f"(to {os.path.realpath(manifest)}); refusing to read it"
+            f"(to {manifest_real}); refusing to read it"
         )
     try:
-        doc = json.loads(manifest.read_text(encoding="utf-8"))
+        # Not read_text: a manifest swapped for a FIFO must not block verify.
+        doc = json.loads(read_regular_file(manifest, _MAX_MANIFEST_BYTES).decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(
             f"model '{name}': Ollama manifest {manifest} is not readable JSON: {exc}"
@@ -289,7 +310,7 @@ def _resolve_ollama(name: str, model_path: str, models_dir: Path) -> ArtifactSet
             )
         rel = f"blobs/sha256-{hexdigest}"
         blob = models_dir / rel
-        real = os.path.realpath(blob)
+        real = _real(name, blob)
         if not _inside(real, models_real):
             raise _escaping_link_error(name, models_dir, models_real, rel)
         if not os.path.isfile(real):
@@ -316,6 +337,12 @@ def _warn(message: str) -> None:
 
 
 _CACHE_VERSION = 1
+# A save holds the cache lock for milliseconds, so concurrent verifies still
+# merge their records; a holder that keeps it longer costs a verify at most
+# this long, then one warning (the records are simply not remembered).
+CACHE_LOCK_WAIT_S = 1.0
+_MAX_CACHE_BYTES = 1 << 30
+_MAX_MANIFEST_BYTES = 16 << 20
 _STAT_KEYS = ("size", "mtime_ns", "ctime_ns", "ino")
 
 
@@ -332,11 +359,11 @@ def _read_cache_file(path: Path, *, quiet: bool = False) -> dict[str, dict[str, 
     """Entries of a cache file; missing -> empty, damaged -> warning and empty."""
     warn = (lambda _msg: None) if quiet else _warn
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path, _MAX_CACHE_BYTES)
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        warn(f"hash cache {path} unreadable ({exc.strerror}); ignoring it")
+        warn(f"hash cache {path} unreadable ({exc.strerror or exc}); ignoring it")
         return {}
     try:
         doc = json.loads(raw)
@@ -395,8 +422,9 @@ class HashCache:
             self._entries[key] = rec
             self._fresh[key] = rec
 
-    def save(self, *, timeout: float = 60.0) -> None:
-        """Write new records out. A cache is an optimisation: failures warn, never raise."""
+    def save(self, *, timeout: float = CACHE_LOCK_WAIT_S) -> None:
+        """Write new records out. A cache is an optimisation: failures warn, never
+        raise, and a busy cache lock is waited for only briefly."""
         if self.path is None or not self._fresh:
             return
         path = self.path
@@ -408,7 +436,7 @@ class HashCache:
                     merged.update(self._fresh)
                 _atomic_write_json(path, {"version": _CACHE_VERSION, "entries": merged})
         except LockTimeout:
-            _warn(f"hash cache {path} is locked by another process; not saved this time")
+            _warn(f"hash cache {path} is busy (locked by another process); not saved this time")
             return
         except OSError as exc:
             _warn(f"hash cache {path} could not be saved ({exc})")
@@ -495,17 +523,15 @@ def _buffer(size: int) -> memoryview:
 
 
 def _hash_path(
-    real: str, chunk: int, progress: _Progress, cancel: threading.Event
-) -> tuple[str, os.stat_result | None]:
-    """Stream one file through sha256.
-
-    Returns the digest and the stat to cache, or None for the stat when the
-    file changed while it was read (so a half-written file is not remembered).
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(real, flags)
+    opened: tuple[int, os.stat_result],
+    chunk: int,
+    progress: _Progress,
+    cancel: threading.Event,
+) -> tuple[str, os.stat_result, os.stat_result]:
+    """Stream one opened file through sha256; returns the digest and the
+    descriptor's stat before and after, which the caller compares."""
+    fd, before = opened
     with open(fd, "rb", buffering=0, closefd=True) as fh:
-        before = os.fstat(fd)
         if hasattr(os, "posix_fadvise"):
             with contextlib.suppress(OSError):
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
@@ -520,12 +546,31 @@ def _hash_path(
             h.update(buf[:n])
             progress.add(n)
         after = os.fstat(fd)
-    unchanged = (before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (
-        after.st_size,
-        after.st_mtime_ns,
-        after.st_ctime_ns,
-    )
-    return h.hexdigest(), (after if unchanged else None)
+    return h.hexdigest(), before, after
+
+
+def _open_checked(
+    aset: ArtifactSet, root: beneath.Root | None, real: str, rel: str
+) -> tuple[int, os.stat_result]:
+    """Open a file for hashing without following links or blocking, refusing
+    anything that is not a regular file beneath the root."""
+    shown = aset.root / rel
+    who = f"model '{aset.name}'"
+    try:
+        if root is None:  # no openat here: the checked path, final link refused
+            return beneath.open_checked_path(real)
+        return root.open_file(real)
+    except beneath.NotRegularFile:
+        raise ArtifactError(
+            f"{who}: {shown} is not a regular file (swapped while verifying?); refusing to read it"
+        ) from None
+    except beneath.LinkOnPath:
+        raise ArtifactError(
+            f"{who}: {shown} changed while verifying: a folder or file on its path is now a "
+            "symlink; refusing to follow it"
+        ) from None
+    except OSError as exc:
+        raise ArtifactError(f"{who}: cannot read {shown}: {exc.strerror or exc}") from None
 
 
 def _mismatch(aset: ArtifactSet, rel: str, expected: str, got: str) -> BlobDigestMismatch:
@@ -554,7 +599,7 @@ def hash_files(
     """
     aset = artifact_set
     root = Path(aset.root)
-    root_real = os.path.realpath(root)
+    root_real = _real(aset.name, root)
     stats = stats if stats is not None else HashStats()
     chunk = max(64 * 1024, int(chunk_bytes))
 
@@ -562,9 +607,9 @@ def hash_files(
     # resolved, and nothing outside the root may be read.
     digests: dict[str, str] = {}
     todo: dict[str, list[str]] = {}  # real path -> relative paths sharing it
-    sizes: dict[str, int] = {}
+    checked: dict[str, os.stat_result] = {}  # real path -> its stat when checked
     for rel in aset.files:
-        real = os.path.realpath(root / rel)
+        real = _real(aset.name, root / rel)
         if not _inside(real, root_real):
             raise _escaping_link_error(aset.name or "?", root, root_real, rel)
         try:
@@ -583,13 +628,13 @@ def hash_files(
             stats.cache_hits += 1
         else:
             todo.setdefault(real, []).append(rel)
-            sizes[real] = st.st_size
+            checked[real] = st
 
     if progress is None:
         progress = sys.stderr.isatty()
     meter = _Progress(stats.files_total, stats.bytes_total, sys.stderr if progress else None)
     meter.files_done = stats.cache_hits  # cache hits count as done from the start
-    meter.bytes_done = stats.bytes_total - sum(sizes.values())
+    meter.bytes_done = stats.bytes_total - sum(st.st_size for st in checked.values())
 
     for rel, got in digests.items():  # cache hits must match their blob name too
         expected = aset.expected_digests.get(rel)
@@ -597,17 +642,24 @@ def hash_files(
             raise _mismatch(aset, rel, expected, got)
 
     if todo:
+        # Files are opened from the root's descriptor, never by path (see beneath.py).
+        opened_root = beneath.Root(root_real) if beneath.SUPPORTED else None
         try:
-            _hash_todo(aset, todo, sizes, digests, cache, workers, chunk, meter, stats)
+            _hash_todo(
+                aset, opened_root, todo, checked, digests, cache, workers, chunk, meter, stats
+            )
         finally:
             meter.finish()
+            if opened_root is not None:
+                opened_root.close()
     return [{"path": rel, "sha256": digests[rel]} for rel in sorted(digests)]
 
 
 def _hash_todo(
     aset: ArtifactSet,
+    root: beneath.Root | None,
     todo: dict[str, list[str]],
-    sizes: dict[str, int],
+    checked: dict[str, os.stat_result],
     digests: dict[str, str],
     cache: HashCache | None,
     workers: int,
@@ -622,21 +674,36 @@ def _hash_todo(
 
     def work(real: str) -> None:
         rels = todo[real]
+        if cancel.is_set():
+            return
+        opened = _open_checked(aset, root, real, rels[0])
         try:
-            sha, st = _hash_path(real, chunk, meter, cancel)
+            sha, before, after = _hash_path(opened, chunk, meter, cancel)
         except _Cancelled:
             return
         except OSError as exc:
             raise ArtifactError(
                 f"model '{aset.name}': cannot read {aset.root / rels[0]}: {exc.strerror or exc}"
             ) from None
-        if cache is not None and st is not None:
-            cache.store(real, st, sha)
+        # Checked, opened and finished reading must all be the same unchanged
+        # file: otherwise the digest is of no version that ever existed whole.
+        if not (
+            beneath.same_content_stat(checked[real], before)
+            and beneath.same_content_stat(before, after)
+            and after.st_nlink > 0
+        ):
+            what = "deleted" if after.st_nlink == 0 else "changed"
+            raise ArtifactError(
+                f"model '{aset.name}': {aset.root / rels[0]} {what} while it was hashed; "
+                "nothing recorded for this model (run verify again once it is stable)"
+            )
+        if cache is not None:
+            cache.store(real, after, sha)
         with tally:  # += on shared counters is not atomic across threads
             for rel in rels:
                 digests[rel] = sha
             stats.files_read += 1
-            stats.bytes_read += sizes[real]
+            stats.bytes_read += checked[real].st_size
         meter.add(files=len(rels))
         for rel in rels:
             expected = aset.expected_digests.get(rel)
@@ -644,7 +711,7 @@ def _hash_todo(
                 raise _mismatch(aset, rel, expected, sha)
 
     # Largest first, so one big shard does not start last and run alone.
-    order = sorted(todo, key=lambda r: (-sizes[r], r))
+    order = sorted(todo, key=lambda r: (-checked[r].st_size, r))
     n = workers if workers > 0 else (os.cpu_count() or 1)
     n = max(1, min(n, 32, len(order)))
     if n == 1:

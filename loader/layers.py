@@ -10,17 +10,27 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import strictjson
 from .errors import RegistryLoadError, RegistryWriteError
 from .locking import LockTimeout, file_lock
 
 LOCK_NAME = ".model_registry.lock"
 LOCK_TIMEOUT_S = 60.0
+# Largest layer file read (config ``registry.max_layer_bytes``); a 1,000-entry
+# registry is ~5 MB, so this only stops a runaway or a device.
+DEFAULT_MAX_LAYER_BYTES = 256 * 1024 * 1024
+
+
+class RegistryLockBusy(RegistryWriteError):
+    """The registry lock is held by another process and the caller would not wait."""
 
 
 @dataclass
@@ -37,7 +47,9 @@ class JsonStyle:
     def pieces(self, data: Any, size: int = 1 << 20) -> Iterator[bytes]:
         """The encoded file in ~1 MiB pieces, so a large registry is never one
         string plus a million-item list of fragments in memory."""
-        encoder = json.JSONEncoder(indent=self.indent, ensure_ascii=self.ensure_ascii)
+        encoder = json.JSONEncoder(
+            indent=self.indent, ensure_ascii=self.ensure_ascii, allow_nan=False
+        )
         batch: list[str] = []
         length = 0
         for chunk in encoder.iterencode(data):
@@ -102,11 +114,13 @@ def parse_layer(path: Path, raw: bytes) -> Layer:
     if not text or text.isspace():
         raise RegistryLoadError(f"{path}: empty file (expected a JSON list of entries)")
     try:
-        data = json.loads(text)
+        data = strictjson.loads(text)
     except json.JSONDecodeError as exc:
         raise RegistryLoadError(
             f"{path}: invalid JSON at {_location(text, exc.pos)}: {exc.msg}"
         ) from None
+    except strictjson.StrictJsonError as exc:
+        raise RegistryLoadError(_strict_message(path, exc)) from None
     if not isinstance(data, list):
         raise RegistryLoadError(
             f"{path}: expected a JSON list of entries, found {type(data).__name__}"
@@ -121,6 +135,12 @@ def parse_layer(path: Path, raw: bytes) -> Layer:
         if not isinstance(name, str) or not name.strip():
             shown = "missing" if "name" not in entry else f"not a non-empty string: {name!r}"
             raise RegistryLoadError(f"{path}: entry at index {index}: name: {shown}")
+        if "${" in name:
+            # Names are identities, never interpolated: refuse rather than guess.
+            raise RegistryLoadError(
+                f"{path}: entry at index {index}: name: holds '${{' (names are never "
+                f"interpolated): {name!r}"
+            )
         if name in seen:
             raise RegistryLoadError(
                 f"{path}: entry {name!r} (index {index}): name: duplicate of index {seen[name]}"
@@ -129,16 +149,71 @@ def parse_layer(path: Path, raw: bytes) -> Layer:
     return Layer(path=path, entries=data, style=_sniff_style(text), has_interpolation="${" in text)
 
 
-def read_layer_bytes(path: Path) -> bytes | None:
-    """A layer file's bytes; None when it does not exist."""
+def _strict_message(path: Path, exc: strictjson.StrictJsonError) -> str:
+    if not exc.where:
+        at = f" at {exc.line_col}" if exc.line_col else ""
+        return f"{path}: JSON{at}: {exc.problem}"
+    index, *field_path = exc.where
+    entry = exc.document[int(index)] if isinstance(exc.document, list) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    found = f" {name!r}" if isinstance(name, str) else ""
+    field = ".".join(field_path) or "(the entry itself)"
+    return f"{path}: entry{found} (index {index}): {field}: {exc.problem}"
+
+
+def read_layer_bytes(path: Path, max_bytes: int = DEFAULT_MAX_LAYER_BYTES) -> bytes | None:
+    """A layer file's bytes; None when it does not exist.
+
+    Only a regular file is read (a FIFO would block for ever, ``/dev/zero``
+    never ends), and at most ``max_bytes`` of it.
+    """
     try:
-        return path.read_bytes()
+        return read_regular_file(path, max_bytes)
     except FileNotFoundError:
         return None
     except IsADirectoryError:
         raise RegistryLoadError(f"{path}: is a folder, expected a JSON file") from None
+    except FileTooLarge as exc:
+        raise RegistryLoadError(
+            f"{path}: larger than {exc.limit} bytes (registry.max_layer_bytes); refusing to read it"
+        ) from None
+    except NotARegularFile:
+        raise RegistryLoadError(
+            f"{path}: not a regular file (a FIFO, device or socket); refusing to read it"
+        ) from None
     except OSError as exc:
         raise RegistryLoadError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+class NotARegularFile(OSError):
+    """The path is a FIFO, device or socket."""
+
+
+class FileTooLarge(OSError):
+    """The file holds more than the caller's limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"larger than {limit} bytes")
+        self.limit = limit
+
+
+def read_regular_file(path: Path | str, max_bytes: int) -> bytes:
+    """Bytes of a regular file, at most ``max_bytes``. Opens without blocking
+    and checks the opened descriptor, so a FIFO or device swapped in cannot
+    stall or flood the reader. Raises ``OSError`` subclasses."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with open(fd, "rb", buffering=0, closefd=True) as handle:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise NotARegularFile(str(path))
+        if st.st_size > max_bytes:
+            raise FileTooLarge(max_bytes)
+        data = handle.read(max_bytes + 1)  # the file may have grown since fstat
+    if len(data) > max_bytes:
+        raise FileTooLarge(max_bytes)
+    return data
 
 
 def layer_from_bytes(path: Path, raw: bytes | None) -> Layer:
@@ -148,10 +223,56 @@ def layer_from_bytes(path: Path, raw: bytes | None) -> Layer:
     return parse_layer(path, raw)
 
 
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_dead_temps(path: Path) -> list[Path]:
+    """Delete temp files of ``path`` left by writers that died before their
+    rename (``kill -9``, power loss). A live writer's temp file is never
+    touched: its process id is still running. Returns what was removed."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.\d+\.tmp")
+    removed = []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                (path.parent / name).unlink()
+                removed.append(path.parent / name)
+    return removed
+
+
+def _refuse_symlink(path: Path) -> None:
+    # Renaming over a link would replace the link, and its shared target would
+    # never see the change: refuse, and say what to do instead.
+    if os.path.islink(path):
+        raise RegistryWriteError(
+            f"{path}: is a symlink (to {os.readlink(path)}); refusing to replace it: "
+            "point registry.dir at the target's folder, or replace the link with a file"
+        )
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data``: temp file in the same folder, fsync,
     rename, fsync the folder. Raises ``OSError``; never leaves a temp file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    if os.path.islink(path):
+        raise OSError(f"{path} is a symlink; refusing to replace it")
+    remove_dead_temps(path)
+    tmp = _temp_path(path)
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
@@ -169,9 +290,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def file_holds(path: Path, pieces: Iterable[bytes]) -> bool:
     """True when ``path``'s bytes are exactly the concatenated ``pieces``."""
-    try:
-        current = open(path, "rb")  # noqa: SIM115 (closed below)
-    except OSError:
+    current = _open_regular(path)
+    if current is None:
         return False
     with current:
         for piece in pieces:
@@ -185,14 +305,14 @@ def write_if_changed(path: Path, pieces: Iterable[bytes]) -> bool:
 
     One pass: the pieces go to a temp file while being compared with the
     current file; the temp file is dropped when they match. Returns True when
-    the file was replaced; failures raise ``RegistryWriteError``.
+    the file was replaced; failures raise ``RegistryWriteError``. Callers hold
+    the registry lock; temp files left by dead writers are removed here.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    _refuse_symlink(path)
+    remove_dead_temps(path)
+    tmp = _temp_path(path)
     try:
-        try:
-            current = open(path, "rb")  # noqa: SIM115 (closed below)
-        except FileNotFoundError:
-            current = None
+        current = _open_regular(path)
         try:
             same = current is not None
             with open(tmp, "wb") as out:
@@ -211,12 +331,26 @@ def write_if_changed(path: Path, pieces: Iterable[bytes]) -> bool:
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp, os.stat(path).st_mode & 0o7777)
         os.replace(tmp, path)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NaN the encoder refused
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise RegistryWriteError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise RegistryWriteError(f"{path}: cannot write: {reason}") from None
     _fsync_dir(path.parent)
     return True
+
+
+def _open_regular(path: Path):
+    """``path`` opened for reading if it is a regular file, else None (a FIFO
+    must not block a writer comparing contents; it is simply replaced)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return open(fd, "rb")  # noqa: SIM115 (the caller closes it)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -235,12 +369,18 @@ def _fsync_dir(folder: Path) -> None:
 
 @contextlib.contextmanager
 def registry_lock(folder: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Hold the registry folder's inter-process lock (re-entrant in a thread)."""
+    """Hold the registry folder's inter-process lock (re-entrant in a thread).
+
+    ``timeout=0`` tries once: a reader that must never wait on a writer gets
+    ``RegistryLockBusy`` at once.
+    """
     path = folder / LOCK_NAME
     try:
         with file_lock(path, timeout):
             yield
     except LockTimeout:
+        if timeout <= 0:
+            raise RegistryLockBusy(f"{path}: busy (another process is writing)") from None
         raise RegistryWriteError(f"{path}: lock not acquired within {timeout:.0f}s") from None
     except OSError as exc:
         raise RegistryWriteError(f"{path}: cannot lock: {exc.strerror or exc}") from None

@@ -33,10 +33,14 @@ from .compose import (
 from .config import Config, load_config
 from .errors import RegistryLoadError, RegistryWriteError, UnknownModelError
 from .layers import (
+    DEFAULT_MAX_LAYER_BYTES,
+    LOCK_TIMEOUT_S,
     Layer,
+    RegistryLockBusy,
     file_holds,
     layer_from_bytes,
     read_layer_bytes,
+    read_regular_file,
     registry_lock,
     write_if_changed,
 )
@@ -107,6 +111,13 @@ class Registry:
     def layer_files(self) -> LayerFiles:
         return layer_files_for(self.cfg)
 
+    def max_layer_bytes(self) -> int:
+        return int(self.cfg.get("registry.max_layer_bytes") or DEFAULT_MAX_LAYER_BYTES)
+
+    def _read_layers(self, files: LayerFiles) -> tuple[bytes | None, bytes | None]:
+        cap = self.max_layer_bytes()
+        return read_layer_bytes(files.curated, cap), read_layer_bytes(files.discovered, cap)
+
     def is_stale(self) -> bool:
         """True when never loaded, or a layer file changed since the load."""
         if self._stamp is None or self.files is None:
@@ -141,7 +152,7 @@ class Registry:
         if not stamps.matches(stats):
             return False
         try:
-            raw = files.snapshot.read_bytes()
+            raw = read_regular_file(files.snapshot, self.max_layer_bytes())
         except OSError:
             return False
         if stamps.current() != stats:  # replaced while we read it
@@ -160,8 +171,7 @@ class Registry:
 
     def _load_layers(self, files: LayerFiles) -> dict[str, RegistryEntry]:
         stamp = (stat_stamp(files.curated), stat_stamp(files.discovered))
-        curated_bytes = read_layer_bytes(files.curated)
-        discovered_bytes = read_layer_bytes(files.discovered)
+        curated_bytes, discovered_bytes = self._read_layers(files)
         if curated_bytes is None and discovered_bytes is None:
             if files.snapshot.is_file():
                 raise RegistryLoadError(
@@ -187,12 +197,22 @@ class Registry:
                 self.flush_snapshot()
         return self.entries
 
-    def flush_snapshot(self) -> None:
-        """Refresh a snapshot that the last load found out of date."""
+    def flush_snapshot(self, *, wait: bool = False) -> None:
+        """Refresh a snapshot that the last load found out of date.
+
+        A read never waits on a writer: unless ``wait`` (a writer refreshing
+        after its own save), a busy registry lock skips the refresh with one
+        line on stderr; the layers were read directly, so nothing is wrong.
+        """
         if not self._snapshot_pending or self._sources is None:
             return
         try:
-            self.write_snapshot(only_if_layers_unchanged=True)
+            self.write_snapshot(only_if_layers_unchanged=True, wait=wait)
+        except RegistryLockBusy as exc:
+            print(
+                f"warning: snapshot not refreshed: {exc}; the layers were read directly",
+                file=sys.stderr,
+            )
         except RegistryWriteError as exc:
             # A read-only registry is still readable; say why its snapshot is old.
             print(f"warning: snapshot not refreshed: {exc}", file=sys.stderr)
@@ -255,11 +275,13 @@ class Registry:
     def snapshot_text(self) -> str:
         return b"".join(self.snapshot_pieces()).decode("utf-8")
 
-    def write_snapshot(self, *, only_if_layers_unchanged: bool = False) -> bool:
+    def write_snapshot(self, *, only_if_layers_unchanged: bool = False, wait: bool = True) -> bool:
         """Write ``model_registry.json`` if its content would change.
 
         Returns True when the file was rewritten. Records the stamps that let
         later loads read the snapshot instead of composing the layers.
+        ``wait=False`` raises ``RegistryLockBusy`` at once if another process
+        holds the registry lock.
         """
         sources, _ = self._ensure_composed()
         files = self.files
@@ -272,7 +294,7 @@ class Registry:
                 raise RegistryWriteError(f"{files.snapshot}: folder is read-only")
             self._record_stamps(files, sources)
             return False
-        with registry_lock(files.folder):
+        with registry_lock(files.folder, LOCK_TIMEOUT_S if wait else 0):
             if only_if_layers_unchanged and self._layers_changed(files):
                 return False  # another writer got there first; it refreshes the snapshot
             unchanged = SnapshotStamps(files, self.dynamic).snapshot_unchanged()
@@ -307,9 +329,7 @@ class Registry:
         changes, removed = self._changes()
         files = self.files
         with registry_lock(files.folder):
-            fresh = _sources(
-                files, read_layer_bytes(files.curated), read_layer_bytes(files.discovered)
-            )
+            fresh = _sources(files, *self._read_layers(files))
             disc = fresh.discovered
             curated_names = {e["name"] for e in fresh.curated.entries}
             for name in removed:
@@ -333,16 +353,20 @@ class Registry:
                 self._warn_if_masked(name, fields, fresh)
             changed = write_if_changed(files.discovered, disc.style.pieces(entries))
         kept = dict(self.entries)
-        self.load(full=True)
+        deferred, self.defer_snapshot_refresh = self.defer_snapshot_refresh, True
+        try:
+            self.load(full=True)  # its snapshot refresh is done below, waiting
+        finally:
+            self.defer_snapshot_refresh = deferred
         # Callers keep using the entry objects they hold: reuse each one whose
         # content the reload confirms, so a later change to it is not lost.
         for name, entry in kept.items():
             fresh = self.entries.get(name)
             if fresh is not None and fresh.model_dump() == entry.model_dump():
                 self.entries[name] = entry
-        # The reload found the snapshot stale (or refreshed it already, when not
-        # deferring); a save has succeeded, so refresh it now in either case.
-        self.flush_snapshot()
+        # The reload found the snapshot stale; a save has succeeded, so refresh
+        # it now: a writer may wait for the lock as its save did.
+        self.flush_snapshot(wait=True)
         return changed
 
     def _changes(self) -> tuple[dict[str, list[tuple[tuple[str, ...], Any]]], set[str]]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 
 def _none_as_empty_list(value: Any) -> Any:
@@ -24,13 +25,32 @@ StrList = Annotated[list[str], BeforeValidator(_none_as_empty_list)]
 AnyList = Annotated[list[Any], BeforeValidator(_none_as_empty_list)]
 AnyDict = Annotated[dict[str, Any], BeforeValidator(_none_as_empty_dict)]
 
+_NOT_A_PORT = "not a port number (an integer 1-65535)"
+
+
+def _no_bool_port(value: Any) -> Any:
+    # pydantic reads ``true`` as 1; a port is never a boolean.
+    if isinstance(value, bool):
+        raise PydanticCustomError("port", _NOT_A_PORT)
+    return value
+
+
+def _port_in_range(value: int | None) -> int | None:
+    if value is not None and not 1 <= value <= 65535:
+        raise PydanticCustomError("port", _NOT_A_PORT)
+    return value
+
+
+Port = Annotated[int | None, BeforeValidator(_no_bool_port), AfterValidator(_port_in_range)]
+
 
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    # No NaN or Infinity: strict JSON readers reject them in the snapshot.
+    model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)
 
 
 class BackendConfig(_Part):
-    port: int | None = None
+    port: Port = None
     model_path: str | None = None
     extra_args: StrList = Field(default_factory=list)
     host: str | None = None

@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ VENV_BIN = Path(sys.executable).parent
 SHELL_LANGS = {"sh", "bash", "shell"}
 RUN_LANGS = SHELL_LANGS | {"console", "python"}
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+EXAMPLE_TIMEOUT_S = 300.0
 NO_RUN = re.compile(r"\bno-run\b:?\s*(.*)$")
 _FENCE = re.compile(
     r"^(?P<fence>```+|~~~+)(?P<info>[^\n]*)\n(?P<body>.*?)^(?P=fence)\s*$", re.M | re.S
@@ -174,6 +176,31 @@ for message in sys.stdin:
 """
 
 
+def run_in_own_group(
+    argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float = EXAMPLE_TIMEOUT_S
+) -> subprocess.CompletedProcess:
+    """Run ``argv`` in a process group of its own. Past ``timeout`` the whole
+    group is killed, since a server started by an example would outlive bash,
+    and the result says so (exit status -9)."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        err += f"\n(killed after {timeout:g} s: examples must not start long-running servers)"
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 @dataclass
 class Sandbox:
     """One page's examples: shared working folder, environment and Python session."""
@@ -207,15 +234,7 @@ class Sandbox:
             f"(exit {self.last_status})\n{script}\n__status=$?\n"
             f'pwd > "{state}.cwd"; env -0 > "{state}.env"; exit $__status\n'
         )
-        proc = subprocess.run(
-            ["bash", "-c", wrapped],
-            cwd=self.cwd,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        proc = run_in_own_group(["bash", "-c", wrapped], cwd=self.cwd, env=self.env)
         if Path(f"{state}.env").exists():
             pairs = Path(f"{state}.env").read_bytes().split(b"\0")
             self.env = dict(p.decode().split("=", 1) for p in pairs if b"=" in p)

@@ -22,8 +22,21 @@ tests/doc_examples_support.py):
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import pytest
-from doc_examples_support import NO_RUN, RUN_LANGS, Sandbox, blocks, git_status, pages, run_block
+from doc_examples_support import (
+    NO_RUN,
+    RUN_LANGS,
+    Sandbox,
+    blocks,
+    git_status,
+    pages,
+    run_block,
+    run_in_own_group,
+)
 
 
 @pytest.mark.parametrize("page", pages(), ids=lambda p: p.name)
@@ -64,3 +77,24 @@ def test_no_transcript_hides_in_a_text_fence():
         if block.lang in ("text", "") and block.body.lstrip().startswith("$ ")
     ]
     assert not hidden, "use ```console for $ transcripts, so they run: " + ", ".join(hidden)
+
+
+def _running(pid: str) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in "ZX"
+
+
+def test_an_example_that_runs_for_ever_is_killed_with_its_children(tmp_path):
+    pid_file = tmp_path / "server.pid"
+    script = f"sleep 600 & echo $! > {pid_file}; wait"
+    result = run_in_own_group(["bash", "-c", script], cwd=tmp_path, env=dict(os.environ), timeout=3)
+    assert result.returncode == -9
+    assert "killed after 3 s: examples must not start long-running servers" in result.stderr
+    server = pid_file.read_text().strip()
+    deadline = time.monotonic() + 10
+    while _running(server):
+        assert time.monotonic() < deadline, "the example's background process outlived it"
+        time.sleep(0.05)

@@ -13,7 +13,7 @@ import pytest
 
 from loader.hashing import aggregate_sha256
 from loader.importers.ollama import ollama_base_url, ollama_entry_name
-from loader.schema import normalize_capabilities
+from loader.schema import canonical_only, normalize_capabilities
 from tests.conftest import (
     CURATED,
     DISCOVERED,
@@ -147,7 +147,7 @@ def test_import_records_entries_shaped_like_the_real_registry(ollama, empty_regi
     # The capability map has exactly the real registry's stored keys.
     real = {e["name"]: e for e in read_json(REAL_REGISTRY / DISCOVERED)}
     assert list(entry["capabilities"]) == list(real["qwen3_8b_(Q4_K_M)"]["capabilities"])
-    assert normalize_capabilities(entry["capabilities"]) == {
+    assert canonical_only(normalize_capabilities(entry["capabilities"])) == {
         "text": True,
         "vision": False,
         "audio": False,
