@@ -1,21 +1,25 @@
-"""doit tasks for imageworks-loader: `doit list`, `doit snapshot`.
+"""doit tasks for imageworks-loader: the registry plus conf/ as desired state.
 
-Hydra overrides of the composed config pass as one doit variable:
-`doit snapshot overrides="registry.dir=/srv/configs profile=ci"`.
-The task bodies live in loader/tasks.py.
+    doit                      hash, verify, (probe, activate,) snapshot: what changed
+    doit list                 every task with its one-line doc
+    doit info 'hash:NAME'     why a task would run
+    doit refresh              everything, then the JSON report and Markdown summary
+    doit registry.dir=/srv/configs profile=ci     Hydra overrides, as on the CLI
+    doit snapshot overrides="registry.dir=/srv/configs backends.vllm.port=8001"
+
+The graph is built in loader/tasks.py from the same operations the CLI calls.
 """
 
-import shlex
+import sys
 
-from doit import get_var
+from doit.doit_cmd import _CMDLINE_VARS
 
-from loader.tasks import snapshot_task
+from loader.errors import RegistryError
+from loader.pipeline.namespace import dodo_namespace
+from loader.tasks import build_graph, overrides_from_doit_vars
 
-DOIT_CONFIG = {"default_tasks": ["snapshot"], "verbosity": 2}
-
-OVERRIDES = shlex.split(get_var("overrides", ""))
-
-
-def task_snapshot():
-    """Regenerate the merged snapshot when a layer file changed."""
-    return snapshot_task(OVERRIDES)
+try:
+    globals().update(dodo_namespace(build_graph(overrides_from_doit_vars(_CMDLINE_VARS or {}))))
+except RegistryError as exc:  # one line, as on the CLI, not doit's traceback
+    print(f"doit: error: {exc}", file=sys.stderr)
+    raise SystemExit(exc.exit_code) from None

@@ -93,6 +93,7 @@ EXAMPLES: dict[str, list[str]] = {
         f"{PROG} import-dir ~/ai-models/weights --dry-run",
     ],
     "rediscover": [f"{PROG} rediscover --dry-run", f"{PROG} rediscover paths.models=/srv/weights"],
+    "refresh": [f"{PROG} refresh", f"{PROG} refresh profile=ci registry.dir=/srv/configs"],
 }
 
 # Options whose next word is their value, so it is never taken as an override.
@@ -313,6 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(sub)
 
     sub = command(
+        "refresh",
+        "Re-import, hash, verify, probe and regenerate the snapshot; write a report.",
+        "Runs the doit task graph (the same as `doit refresh`), redoing only what\n"
+        "changed, then writes a JSON report and a Markdown summary where the profile\n"
+        "says (profile.report, profile.summary) and prints the report on stdout.\n"
+        "Exits 2 when a version lock is violated, 1 when any other task failed.\n"
+        "See docs/scheduled-refresh.md.",
+    )
+    sub.add_argument("--jobs", "-j", type=int, default=None, help="tasks run in parallel")
+    _add_common(sub)
+
+    sub = command(
         "activate-model",
         "Start a vLLM model as the one server on the canonical port (stopping the old one).",
         "Waits until it is healthy, then prints the state file as JSON. Nothing restarts\n"
@@ -450,7 +463,7 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _operation_arguments(args: argparse.Namespace) -> dict[str, Any]:
     arguments: dict[str, Any] = {}
-    for key in ("name", "role", "url", "backend", "image", "expect"):
+    for key in ("name", "role", "url", "backend", "image", "expect", "jobs"):
         if getattr(args, key, None) is not None:
             arguments[key] = getattr(args, key)
     if getattr(args, "dirs", None):
@@ -538,8 +551,9 @@ def to_json(result: Any) -> str:
     return json.dumps(result, indent=2)
 
 
-def emit(command: str, result: Any) -> int:
-    """Print a result as JSON on stdout; an ``Outcome`` also sets the exit code."""
+def emit(command: str, result: Any, *, compact: bool = False) -> int:
+    """Print a result as JSON on stdout; an ``Outcome`` also sets the exit code.
+    ``compact``: on one line (a sweep prints JSON Lines, one job per line)."""
     from .operations import Outcome
 
     code = EXIT_OK
@@ -549,7 +563,8 @@ def emit(command: str, result: Any) -> int:
                 print(f"{PROG} {command}: {line}", file=sys.stderr)
         result, code = result.data, result.exit_code
     try:
-        sys.stdout.write(to_json(result) + "\n")
+        text = json.dumps(result, separators=(",", ":")) if compact else to_json(result)
+        sys.stdout.write(text + "\n")
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader stopped early (`| head`): say nothing more, here or at exit.

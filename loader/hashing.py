@@ -96,6 +96,7 @@ class ArtifactSet:
     kind: str = "files"  # "files" or "ollama"
     expected_digests: dict[str, str] = field(default_factory=dict)
     name: str = ""  # the entry's name, for messages
+    manifest: Path | None = None  # an Ollama model's manifest (a doit file dep too)
 
 
 def resolve_artifact_set(
@@ -324,6 +325,7 @@ def _resolve_ollama(name: str, model_path: str, models_dir: Path) -> ArtifactSet
         kind="ollama",
         expected_digests=expected,
         name=name,
+        manifest=manifest,
     )
 
 

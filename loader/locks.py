@@ -25,7 +25,14 @@ from .hashing import resolve_artifact_set as _resolve
 from .registry import Registry, default_registry
 from .schema import ArtifactFile, RegistryEntry
 
-__all__ = ["VerifyResult", "VersionLockViolation", "lock_model", "unlock_model", "verify_model"]
+__all__ = [
+    "VerifyResult",
+    "VersionLockViolation",
+    "hash_model",
+    "lock_model",
+    "unlock_model",
+    "verify_model",
+]
 
 
 @dataclass
@@ -112,6 +119,8 @@ def hash_artifacts(
     stats: HashStats | None = None,
 ) -> list[dict[str, str]]:
     """``hash_files`` with the registry's hashing settings (workers, chunk size)."""
+    if progress is None and registry.cfg.get("profile.progress") is False:
+        progress = False  # profile=ci: no progress bars, even on a terminal
     return hash_files(
         artifact_set,
         cache=cache,
@@ -144,17 +153,9 @@ def verify_model(
     the entry is left as it was, so the last good record survives.
     """
     registry = registry or default_registry()
-    artifact_set = artifact_set_for(entry, registry)
-    own_cache = cache is None
-    cache = cache if cache is not None else hash_cache_for(registry)
-    stats = HashStats()
-    try:
-        files = hash_artifacts(
-            registry, artifact_set, cache=cache, rehash=rehash, progress=progress, stats=stats
-        )
-    finally:
-        if own_cache:
-            cache.save()  # digests computed before a failure are still right
+    artifact_set, files, stats = _hash_entry(
+        entry, registry, rehash=rehash, progress=progress, cache=cache
+    )
     aggregate = aggregate_sha256(files)
     lock = entry.version_lock
     expected = lock.expected_aggregate_sha256
@@ -205,6 +206,45 @@ def verify_model(
         cache_hits=stats.cache_hits,
         warning=_legacy_warning(entry.name) if legacy else None,
     )
+
+
+def _hash_entry(
+    entry: RegistryEntry,
+    registry: Registry,
+    *,
+    rehash: bool,
+    progress: bool | None,
+    cache: HashCache | None,
+) -> tuple[ArtifactSet, list[dict[str, str]], HashStats]:
+    artifact_set = artifact_set_for(entry, registry)
+    own_cache = cache is None
+    cache = cache if cache is not None else hash_cache_for(registry)
+    stats = HashStats()
+    try:
+        files = hash_artifacts(
+            registry, artifact_set, cache=cache, rehash=rehash, progress=progress, stats=stats
+        )
+    finally:
+        if own_cache:
+            cache.save()  # digests computed before a failure are still right
+    return artifact_set, files, stats
+
+
+def hash_model(
+    entry: RegistryEntry, *, registry: Registry | None = None, rehash: bool = False
+) -> dict[str, Any]:
+    """Hash ``entry``'s files into the stat cache, leaving the entry and its
+    lock alone (``verify_model`` then reads no byte again)."""
+    registry = registry or default_registry()
+    _, files, stats = _hash_entry(entry, registry, rehash=rehash, progress=None, cache=None)
+    return {
+        "name": entry.name,
+        "aggregate_sha256": aggregate_sha256(files),
+        "files": len(files),
+        "files_read": stats.files_read,
+        "bytes_read": stats.bytes_read,
+        "cache_hits": stats.cache_hits,
+    }
 
 
 def _no_change_note(previous: list[dict[str, Any]]) -> str:

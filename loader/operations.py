@@ -195,6 +195,18 @@ def rediscover_op(registry: Registry, dry_run: bool = False) -> dict[str, Any]:
     return rediscover(registry, dry_run=bool(dry_run))
 
 
+def refresh_op(registry: Registry, jobs: int = 1) -> Any:
+    """Re-import, hash, verify, probe and snapshot; write the report and summary."""
+    from .pipeline.run import run_graph
+    from .tasks import build_graph
+
+    graph = build_graph(registry=registry)
+    record = run_graph(graph, ["refresh"], jobs=int(jobs or 1))
+    report = graph.last_report or {}
+    code = max(record.exit_code, int(report.get("exit_code", 0)))
+    return Outcome(report, code) if code else report
+
+
 def activate_model_op(
     registry: Registry, name: str | None = None, stop: bool = False
 ) -> dict[str, Any]:
@@ -272,6 +284,7 @@ OPERATIONS: dict[str, Operation] = {
             "import-dir", import_dir_op, ("dirs", "backend", "name", "dry_run", "hash"), ("dirs",)
         ),
         Operation("rediscover", rediscover_op, ("dry_run",)),
+        Operation("refresh", refresh_op, ("jobs",)),
         Operation("activate-model", activate_model_op, ("name", "stop")),
         Operation("current-model", current_model_op),
         Operation("probe-vision", probe_vision_op, ("name", "image", "expect"), ("name",)),

@@ -30,7 +30,7 @@ from .compose import (
     set_path,
     validate,
 )
-from .config import Config, load_config, registry_dir
+from .config import Config, load_config
 from .errors import RegistryLoadError, RegistryWriteError, UnknownModelError
 from .layers import (
     DEFAULT_MAX_LAYER_BYTES,
@@ -45,7 +45,7 @@ from .layers import (
     write_if_changed,
 )
 from .schema import RegistryEntry, canonical_only, clean_served_model_id
-from .snapshot import LayerFiles, SnapshotStamps, Stat, stat_stamp
+from .snapshot import LayerFiles, SnapshotStamps, Stat, layer_files_for, stat_stamp
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -109,13 +109,7 @@ class Registry:
     # --- reading -------------------------------------------------------------
 
     def layer_files(self) -> LayerFiles:
-        folder = registry_dir(self.cfg)
-        return LayerFiles(
-            folder=folder,
-            curated=folder / str(self.cfg.get("registry.curated")),
-            discovered=folder / str(self.cfg.get("registry.discovered")),
-            snapshot=folder / str(self.cfg.get("registry.snapshot")),
-        )
+        return layer_files_for(self.cfg)
 
     def max_layer_bytes(self) -> int:
         return int(self.cfg.get("registry.max_layer_bytes") or DEFAULT_MAX_LAYER_BYTES)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .compose import RULES_VERSION, DynamicFields
-from .config import cache_dir, write_cache_file
+from .config import Config, cache_dir, registry_dir, write_cache_file
 
 Stat = tuple[int, int, int, int]
 
@@ -23,6 +23,17 @@ class LayerFiles:
     curated: Path
     discovered: Path
     snapshot: Path
+
+
+def layer_files_for(cfg: Config) -> LayerFiles:
+    """Where the registry that ``cfg`` names keeps its three files."""
+    folder = registry_dir(cfg)
+    return LayerFiles(
+        folder=folder,
+        curated=folder / str(cfg.get("registry.curated")),
+        discovered=folder / str(cfg.get("registry.discovered")),
+        snapshot=folder / str(cfg.get("registry.snapshot")),
+    )
 
 
 def stat_stamp(path: Path) -> Stat | None:

@@ -1,38 +1,365 @@
-"""doit task builders; ``dodo.py`` only lists them.
+"""The doit task graph: the registry plus ``conf/`` are the desired state.
 
-Each task calls the same operation the CLI does. doit's own file tracking
-(``file_dep``/``targets``) makes a task rerun only when its inputs changed.
+``build_graph`` composes the config and reads the registry once and works out
+which files each model is made of; the builders here turn that into the model
+chains and the snapshot, whose actions call the same operations as the CLI
+(``OPERATIONS``). ``loader.pipeline.namespace`` assembles them, with the tasks
+of ``loader.pipeline.operation_tasks``, into what ``dodo.py`` exposes and what
+``imageworks-loader refresh`` runs in-process.
+
+    import:ollama  record what a running Ollama serves (opt-in)
+    rediscover     record every model folder under paths.models (opt-in)
+    hash:NAME      read a model's files into the stat cache (file deps: its files)
+    verify:NAME    record the hashes and enforce the version lock
+    snapshot       regenerate model_registry.json (deps: both layers, the config)
+    refresh        everything above, then the JSON report and Markdown summary
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import json
-from collections.abc import Sequence
-from typing import Any
+import os
+import re
+import shlex
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .config import load_config
-from .registry import Registry
+from .config import Config, load_config
+from .errors import EXIT_INTEGRITY, ArtifactError, RegistryError
+from .hashing import ArtifactSet, resolve_artifact_set
+from .snapshot import LayerFiles, layer_files_for
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 
-def _registry(overrides: Sequence[str]) -> Registry:
-    return Registry(load_config(list(overrides)))
+def overrides_from_doit_vars(variables: Mapping[str, str]) -> list[str]:
+    """Hydra overrides from doit's ``key=value`` words: ``overrides="a=1 b=2"``
+    and any other ``key=value`` (``doit registry.dir=/srv/configs``)."""
+    words = shlex.split(variables.get("overrides", ""))
+    return words + [f"{key}={value}" for key, value in variables.items() if key != "overrides"]
 
 
-def snapshot_task(overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Regenerate model_registry.json when a layer file changed."""
-    registry = _registry(overrides)
-    files = registry.layer_files()
+@dataclass
+class Graph:
+    """One composed config and registry, and what the tasks need from them.
 
-    def regenerate() -> bool:
-        from .operations import snapshot_op
+    ``entries`` are plain data: when the snapshot is confirmed current they
+    are read from it without pydantic, so a no-op ``doit`` costs little more
+    than doit itself. ``registry`` is created on first use, by an action."""
 
-        print(json.dumps(snapshot_op(_registry(overrides))))
-        return True
+    config: Config
+    files: LayerFiles
+    entries: dict[str, dict[str, Any]]
+    # name -> its files, or why it has none on this host
+    artifacts: dict[str, ArtifactSet] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    # Filled by the reporter when a run completes.
+    last_run: Any = None
+    last_report: dict[str, Any] | None = None
+    given_registry: Registry | None = None
+
+    @functools.cached_property
+    def registry(self) -> Registry:
+        from .registry import Registry
+
+        return self.given_registry or Registry(self.config, defer_snapshot_refresh=True)
+
+    def profile(self, key: str, default: Any = None) -> Any:
+        return self.config.get(f"profile.{key}", default)
+
+    @functools.cached_property
+    def state_dir(self) -> Path:
+        return Path(os.path.expanduser(str(self.config.get("pipeline.state_dir"))))
+
+    @property
+    def hash_cache_path(self) -> Path:
+        return self.files.folder / str(self.config.get("hashing.cache_file"))
+
+
+def _confirmed_snapshot(config: Config, files: LayerFiles) -> dict[str, dict[str, Any]] | None:
+    """The snapshot as plain data when it is known to be what the current layers
+    compose to (the check ``Registry.load`` makes), else None."""
+    from .compose import DynamicFields
+    from .snapshot import SnapshotStamps
+
+    stamps = SnapshotStamps(files, DynamicFields(config.get("registry.dynamic_fields")))
+    stats = stamps.current()
+    if config.get("entry_overrides") or not stamps.matches(stats):
+        return None
+    try:
+        data = json.loads(files.snapshot.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if stamps.current() != stats or not isinstance(data, list):
+        return None  # replaced while we read it
+    return {entry["name"]: entry for entry in data if isinstance(entry, dict) and "name" in entry}
+
+
+def build_graph(overrides: Sequence[str] = (), *, registry: Registry | None = None) -> Graph:
+    """Compose the config and read the registry (once each) and find every
+    model's files. Raises ``RegistryError`` for bad overrides or layers."""
+    config = registry.cfg if registry is not None else load_config(list(overrides))
+    files = layer_files_for(config)
+    entries = None if registry is not None else _confirmed_snapshot(config, files)
+    graph = Graph(config, files, entries or {}, given_registry=registry)
+    if entries is None:  # compose the layers (and validate them) the usual way
+        loaded = graph.registry.ensure_loaded()
+        graph.entries = {name: entry.model_dump() for name, entry in loaded.items()}
+    ollama_models = Path(str(config.get("paths.ollama_models"))).expanduser()
+    for name in sorted(graph.entries):
+        entry = graph.entries[name]
+        try:
+            graph.artifacts[name] = resolve_artifact_set(
+                name=name,
+                model_path=(entry.get("backend_config") or {}).get("model_path"),
+                download_path=entry.get("download_path"),
+                download_files=list(entry.get("download_files") or []),
+                ollama_models_dir=ollama_models,
+            )
+        except ArtifactError as exc:
+            graph.missing[name] = str(exc)
+    return graph
+
+
+# --- actions: call an operation, turn its errors into one-line task failures ----
+
+
+class OperationOutcome(RegistryError):
+    """An operation that answered with a non-zero exit code and its message."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def call_operation(operation: str, graph: Graph, arguments: dict[str, Any]) -> Any:
+    """Call an operation as the CLI does; its warnings go to stderr, a non-zero
+    ``Outcome`` raises ``OperationOutcome`` with its message."""
+    from .operations import OPERATIONS, Outcome
+
+    result = OPERATIONS[operation].call(graph.registry, arguments)
+    if not isinstance(result, Outcome):
+        return result
+    if result.exit_code:
+        raise OperationOutcome(result.message or f"{operation} failed", result.exit_code)
+    for line in result.message.splitlines():
+        print(f"imageworks-loader {operation}: {line}", file=sys.stderr)
+    return result.data
+
+
+def operation_action(operation: str, graph: Graph, arguments: dict[str, Any]) -> Callable:
+    def action() -> Any:
+        return call_operation(operation, graph, arguments)
+
+    return guarded(action)
+
+
+def guarded(call: Callable[[], Any]) -> Callable[[], Any]:
+    """A doit python-action: a dict result is kept as the task's values; a
+    ``RegistryError`` becomes a one-line failure carrying its exit code."""
+
+    def action() -> Any:
+        from .pipeline.reporter import OperationFailed
+
+        try:
+            result = call()
+        except RegistryError as exc:
+            return OperationFailed.from_error(exc)
+        return result if isinstance(result, dict) else {"result": result}
+
+    action.__name__ = getattr(call, "__name__", "action")
+    return action
+
+
+def files_stamp(paths: Sequence[str]) -> str:
+    """What a ``touch`` changes, so ``verify`` reruns after one."""
+    digest = hashlib.sha256()
+    for path in paths:
+        st = os.stat(path)
+        digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+# --- the tasks ------------------------------------------------------------------
+
+
+def file_deps(artifact_set: ArtifactSet) -> list[str]:
+    root = str(artifact_set.root)
+    deps = [os.path.join(root, rel) for rel in artifact_set.files]  # no pathlib: 10^4 files
+    if artifact_set.manifest is not None:
+        deps.append(str(artifact_set.manifest))
+    return deps
+
+
+def hash_record(graph: Graph, name: str) -> str:
+    """Where ``hash:NAME`` leaves its result: the file ``verify:NAME`` depends on."""
+    key = hashlib.sha256(name.encode()).hexdigest()[:24]
+    return os.path.join(graph.state_dir, "hashed", f"{key}.json")
+
+
+def _write_record(path: str, record: dict[str, Any]) -> None:
+    from .layers import atomic_write_bytes
+
+    data = json.dumps(record, sort_keys=True).encode()
+    try:
+        if Path(path).read_bytes() == data:
+            return  # unchanged: verify has nothing new to check
+    except OSError:
+        pass
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(Path(path), data)
+
+
+def hash_tasks(graph: Graph) -> list[dict[str, Any]]:
+    tasks = []
+    for name, artifact_set in graph.artifacts.items():
+        deps = file_deps(artifact_set)
+        record = hash_record(graph, name)
+
+        def run(name: str = name, deps: list[str] = deps, record: str = record) -> dict:
+            from .locks import hash_model
+
+            result = hash_model(graph.registry.get(name), registry=graph.registry)
+            result["stamp"] = files_stamp(deps)
+            _write_record(record, {k: result[k] for k in ("name", "aggregate_sha256", "stamp")})
+            return result
+
+        tasks.append(
+            {
+                "name": name,
+                "actions": [guarded(run)],
+                "file_dep": deps,
+                "targets": [record],
+                "doc": f"Hash {name}'s {len(deps)} files into the stat cache.",
+            }
+        )
+    return tasks
+
+
+def _lock(entry: dict[str, Any]) -> dict[str, Any]:
+    return entry.get("version_lock") or {}
+
+
+def _lock_inputs(graph: Graph, name: str) -> str:
+    """What verify's outcome depends on besides the files, as one key."""
+    entry = graph.entries[name]
+    inputs = [
+        bool(_lock(entry).get("locked")),
+        _lock(entry).get("expected_aggregate_sha256"),
+        (entry.get("backend_config") or {}).get("model_path"),
+        entry.get("download_path"),
+        list(entry.get("download_files") or []),
+    ]
+    return hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:24]
+
+
+def _inputs_unchanged(key: str) -> Callable[..., bool]:
+    # A plain function: doit inspects every uptodate callable's signature, and
+    # its config_changed/result_dep objects cost ~0.3 ms each per task.
+    def uptodate(task: Any, values: dict[str, Any]) -> bool:
+        return values.get("inputs") == key
+
+    return uptodate
+
+
+def verify_tasks(graph: Graph) -> list[dict[str, Any]]:
+    strict = graph.profile("strict_integrity") is True
+    tasks = []
+    for name in graph.artifacts:
+        key = _lock_inputs(graph, name)
+
+        def run(name: str = name, key: str = key) -> dict[str, Any]:
+            result = call_operation("verify", graph, {"name": name})
+            if strict and result.get("status") == "legacy-lock":
+                raise OperationOutcome(
+                    f"model {name!r}: its lock covers only the config and tokenizer files, "
+                    "not the weights (a legacy lock); strict integrity needs it re-pinned: "
+                    f"imageworks-loader lock {name!r} --set-expected",
+                    EXIT_INTEGRITY,
+                )
+            return {**result, "inputs": key}
+
+        tasks.append(
+            {
+                "name": name,
+                "actions": [guarded(run)],
+                "file_dep": [hash_record(graph, name)],  # implies task_dep hash:NAME
+                "uptodate": [_inputs_unchanged(key)],
+                "doc": f"Verify {name} against its version lock and record its hashes.",
+            }
+        )
+    for name, reason in graph.missing.items():
+        if strict and _lock(graph.entries[name]).get("locked"):
+            tasks.append(_unprovable_lock_task(name, reason))
+    return tasks
+
+
+def _unprovable_lock_task(name: str, reason: str) -> dict[str, Any]:
+    from .pipeline.reporter import OperationFailed
+
+    message = f"model {name!r} is locked but cannot be verified on this host: {reason}"
+
+    def fail() -> OperationFailed:
+        return OperationFailed(message, exit_code=EXIT_INTEGRITY)
 
     return {
-        "actions": [regenerate],
+        "name": name,
+        "actions": [fail],
+        "uptodate": [False],
+        "doc": f"Fail: {name} is locked but its files are missing (strict integrity).",
+    }
+
+
+_CONFIG_REF = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*\}")
+_ENV_REF = re.compile(r"\$\{oc\.env:([A-Za-z_]\w*)")
+
+
+def snapshot_inputs(graph: Graph) -> dict[str, Any]:
+    """The config values and environment variables the snapshot's content
+    depends on: the registry settings and what the layers interpolate."""
+    files = graph.files
+    text = ""
+    for path in (files.curated, files.discovered):
+        with contextlib.suppress(OSError):  # a missing layer interpolates nothing
+            text += path.read_text(encoding="utf-8")
+    keys = sorted(set(_CONFIG_REF.findall(text)))
+    env = sorted(set(_ENV_REF.findall(text)))
+    registry = dict(graph.config.get("registry") or {})
+    registry.pop("refresh_snapshot_on_load", None)
+    return {
+        "registry": registry,
+        "config": {key: _jsonable(graph.config.get(key)) for key in keys},
+        "env": {name: os.environ.get(name) for name in env},
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def snapshot_task(graph: Graph, writers: Sequence[str]) -> dict[str, Any]:
+    """After every task that writes the discovered layer (``writers``): doit has
+    no ordering without a dependency, and a snapshot taken before them would
+    make the next run redo it. When one of them fails, the snapshot waits."""
+    from doit.tools import config_changed
+
+    files = graph.files
+    return {
+        "actions": [operation_action("snapshot", graph, {})],
         "file_dep": [str(p) for p in (files.curated, files.discovered) if p.exists()],
         "targets": [str(files.snapshot)],
-        "verbosity": 2,
-        "doc": "Regenerate the merged snapshot when a layer file changed.",
+        "task_dep": list(writers),
+        "uptodate": [config_changed(snapshot_inputs(graph))],
+        "doc": "Regenerate the merged snapshot when a layer or the config it uses changed.",
     }

@@ -1,0 +1,159 @@
+"""Tasks that call other issues' operations: importers, vision probes, activation.
+
+Each builder returns nothing when its operation is not installed, so the graph
+only offers what this checkout can run. The actions call ``OPERATIONS``, the
+same functions as the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..tasks import hash_record, operation_action
+
+if TYPE_CHECKING:
+    from ..tasks import Graph
+
+
+# The module each operation lives in: finding it is enough to know the
+# operation is there, without importing OPERATIONS (and pydantic) for a no-op run.
+_HOMES = {
+    "import-ollama": "loader.importers",
+    "rediscover": "loader.importers",
+    "probe-vision": "loader.probe",
+    "activate-model": "loader.orchestrator",
+}
+
+
+def _installed(operation: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(_HOMES[operation]) is not None
+
+
+def _always_run(task: Any, values: dict[str, Any]) -> bool:
+    return False  # it reads a live service: nothing on disk says it is done
+
+
+def import_tasks(graph: Graph) -> list[dict[str, Any]]:
+    """``import:ollama``: record the models a running Ollama serves."""
+    if not _installed("import-ollama"):
+        return []
+    return [
+        {
+            "name": "ollama",
+            "actions": [operation_action("import-ollama", graph, {})],
+            "uptodate": [_always_run],
+            "doc": "Record the models a running Ollama serves (importers.ollama.url).",
+        }
+    ]
+
+
+def rediscover_task(graph: Graph) -> dict[str, Any] | None:
+    """``rediscover``: record every model folder under paths.models."""
+    if not _installed("rediscover"):
+        return None
+    return {
+        "actions": [operation_action("rediscover", graph, {})],
+        "uptodate": [_always_run],
+        "doc": "Record every model folder under paths.models; mark entries whose folder went.",
+    }
+
+
+def probe_candidates(graph: Graph) -> list[str]:
+    """Vision entries whose files are on this host and that are being served:
+    any non-vLLM one (Ollama serves every pulled model on demand), and the vLLM
+    one named by ``orchestrator.desired`` (one vLLM model is served at a time)."""
+    desired = graph.config.get("orchestrator.desired")
+    names = [
+        name
+        for name in graph.artifacts
+        if graph.entries[name].get("backend") != "vllm" or name == desired
+    ]
+    if not names:
+        return []
+    from ..schema import capability_of  # only now: it brings pydantic
+
+    return [n for n in names if capability_of(graph.entries[n].get("capabilities"), "vision")]
+
+
+def _recorded_aggregate(graph: Graph, name: str) -> str | None:
+    """The aggregate ``hash:NAME`` found (this run or before), else the recorded one."""
+    try:
+        with open(hash_record(graph, name), encoding="utf-8") as fh:
+            return json.load(fh).get("aggregate_sha256")
+    except (OSError, ValueError):
+        return (graph.entries[name].get("artifacts") or {}).get("aggregate_sha256")
+
+
+def _probe_still_applies(graph: Graph, name: str, config_digest: str) -> Any:
+    # The recorded probe says when it is stale: its aggregate, config digest and
+    # age (see docs/probe.md, "The record"); a failed probe never applies.
+    record = (graph.entries[name].get("probes") or {}).get("vision") or {}
+    max_age = graph.config.get("probe.max_age")
+
+    def uptodate(task: Any, values: dict[str, Any]) -> bool:
+        if not record.get("vision_ok"):
+            return False
+        if record.get("aggregate_sha256") != _recorded_aggregate(graph, name):
+            return False
+        if record.get("config_sha256") != config_digest:
+            return False
+        if max_age is None:
+            return True
+        try:
+            probed = datetime.fromisoformat(str(record.get("timestamp")))
+        except ValueError:
+            return False
+        return (datetime.now(UTC) - probed).total_seconds() < float(max_age)
+
+    return uptodate
+
+
+def probe_tasks(graph: Graph) -> list[dict[str, Any]]:
+    """``probe:NAME``: probe-vision, after the model's verify (and activation)."""
+    if not _installed("probe-vision"):
+        return []
+    names = probe_candidates(graph)
+    if not names:
+        return []
+    from ..probe import config_sha256
+
+    digest = config_sha256(graph.config)
+    desired = graph.config.get("orchestrator.desired")
+    tasks = []
+    for name in names:
+        deps = [f"verify:{name}"]
+        if name == desired and _installed("activate-model"):
+            deps.append("activate")
+        tasks.append(
+            {
+                "name": name,
+                "actions": [operation_action("probe-vision", graph, {"name": name})],
+                "task_dep": deps,
+                "uptodate": [_probe_still_applies(graph, name, digest)],
+                "doc": f"Probe {name}'s endpoint with images (new weights, probe settings "
+                "or probe.max_age redo it).",
+            }
+        )
+    return tasks
+
+
+def activate_task(graph: Graph) -> dict[str, Any] | None:
+    """``activate``: serve ``orchestrator.desired`` on the vLLM port. Only when a
+    desired model is set. It always asks the orchestrator, because only a health
+    check can tell whether the server still answers; ``activate-model`` restarts
+    nothing when the model is already healthy on the port."""
+    desired = graph.config.get("orchestrator.desired")
+    if not desired or not _installed("activate-model"):
+        return None
+    return {
+        "actions": [operation_action("activate-model", graph, {"name": str(desired)})],
+        "uptodate": [_always_run],
+        # its weights verified first, when they are on this host
+        "task_dep": [f"verify:{desired}"] if desired in graph.artifacts else [],
+        "doc": f"Serve {desired} on the vLLM port (orchestrator.desired); "
+        "restarts nothing when it is healthy.",
+    }

@@ -1,0 +1,222 @@
+"""What a doit run did, as it happens: one-line failures and JSON log lines.
+
+doit calls the reporter for every task (run, up to date, failed, not run
+because a dependency failed). ``RunRecord`` keeps that, with durations and the
+values each task returned; at the end of a ``refresh`` the reporter hands it to
+``loader.pipeline.report`` for the JSON report and the Markdown summary.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from doit.exceptions import TaskFailed, UnmetDependency
+from doit.reporter import ConsoleReporter
+
+from ..errors import EXIT_OK, EXIT_USAGE, RegistryError, VersionLockViolation
+
+if TYPE_CHECKING:
+    from ..tasks import Graph
+
+
+class OperationFailed(TaskFailed):
+    """A task whose operation raised a ``RegistryError``: one line and its exit code."""
+
+    def __init__(self, msg: str, *, exit_code: int = EXIT_USAGE, kind: str = "", **details: Any):
+        super().__init__(msg)
+        self.exit_code = exit_code
+        self.kind = kind
+        self.details = details
+
+    @classmethod
+    def from_error(cls, exc: RegistryError) -> OperationFailed:
+        details: dict[str, Any] = {}
+        if isinstance(exc, VersionLockViolation):
+            details = {
+                "expected_aggregate_sha256": exc.expected,
+                "aggregate_sha256": exc.found,
+                "changed_files": exc.changed_files,
+            }
+        return cls(str(exc), exit_code=exc.exit_code, kind=type(exc).__name__, **details)
+
+    def get_msg(self) -> str:
+        return self.message
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class TaskRecord:
+    task: str
+    status: str = "pending"  # ran, up-to-date, failed, not-run, ignored
+    duration_s: float = 0.0
+    values: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    error_kind: str | None = None
+    exit_code: int = EXIT_OK
+    details: dict[str, Any] = field(default_factory=dict)
+    _started: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "status": self.status,
+            "duration_s": round(self.duration_s, 3),
+            "exit_code": self.exit_code,
+            "error": self.error,
+        }
+
+
+@dataclass
+class RunRecord:
+    """Every task doit saw in one run, in the order it saw them."""
+
+    selected: list[str] = field(default_factory=list)
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    started_at: str = field(default_factory=now)
+    finished_at: str = ""
+    started: float = field(default_factory=time.monotonic)
+    duration_s: float = 0.0
+    runtime_errors: list[str] = field(default_factory=list)
+
+    def get(self, name: str) -> TaskRecord:
+        if name not in self.tasks:
+            self.tasks[name] = TaskRecord(name)
+        return self.tasks[name]
+
+    @property
+    def failed(self) -> list[TaskRecord]:
+        return [r for r in self.tasks.values() if r.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        """The worst exit code of the failed tasks (2 integrity, 1 any other)."""
+        codes = [r.exit_code for r in self.failed]
+        if self.runtime_errors:
+            codes.append(EXIT_USAGE)
+        return max(codes, default=EXIT_OK)
+
+
+class PipelineReporter(ConsoleReporter):
+    """doit's console reporter, with one line per failure on stderr, JSON log
+    lines under ``profile.log_format=json``, and the refresh report at the end."""
+
+    graph: Graph
+    in_process = False
+    desc = "imageworks-loader pipeline"
+
+    def __init__(self, outstream: Any, options: dict[str, Any]) -> None:
+        super().__init__(sys.stderr if self.in_process else outstream, options)
+        self.json_logs = self.graph.profile("log_format") == "json"
+        self.prog = "imageworks-loader refresh" if self.in_process else "doit"
+        self.record = RunRecord()
+
+    # --- output ---------------------------------------------------------------
+
+    def _log(self, level: str, event: str, task: str | None, message: str = "", **extra: Any):
+        if self.json_logs:
+            line = {"time": now(), "level": level, "event": event, "task": task}
+            if message:
+                line["message"] = message
+            line.update(extra)
+            sys.stderr.write(json.dumps(line, separators=(",", ":")) + "\n")
+        elif level == "error":
+            sys.stderr.write(f"{self.prog}: {task + ': ' if task else ''}{message}\n")
+
+    def _relay_output(self, task: Any) -> None:
+        if not self.json_logs:
+            return
+        for action in task.actions:
+            for stream, level in ((action.out, "info"), (action.err, "warning")):
+                for line in (stream or "").splitlines():
+                    if line.strip():
+                        self._log(level, "output", task.name, line)
+
+    # --- doit's reporter interface ----------------------------------------------
+
+    def initialize(self, tasks: Any, selected_tasks: list[str]) -> None:
+        self.record.selected = list(selected_tasks)
+
+    def execute_task(self, task: Any) -> None:
+        if task.actions:
+            self.record.get(task.name)._started = time.monotonic()
+        if self.json_logs:
+            if task.actions:
+                self._log("info", "start", task.name)
+        else:
+            super().execute_task(task)
+
+    def _finish(self, task: Any, status: str) -> TaskRecord:
+        if not task.actions:  # a group (hash, verify, refresh): its members are recorded
+            return TaskRecord(task.name)
+        rec = self.record.get(task.name)
+        rec.status = status
+        if rec._started:
+            rec.duration_s = time.monotonic() - rec._started
+        rec.values = dict(task.values or {})
+        return rec
+
+    def add_success(self, task: Any) -> None:
+        rec = self._finish(task, "ran")
+        self._relay_output(task)
+        if task.actions:
+            self._log("info", "done", task.name, duration_s=round(rec.duration_s, 3))
+
+    def skip_uptodate(self, task: Any) -> None:
+        self._finish(task, "up-to-date")
+        if self.json_logs:
+            self._log("info", "up-to-date", task.name)
+        else:
+            super().skip_uptodate(task)
+
+    def skip_ignore(self, task: Any) -> None:
+        self._finish(task, "ignored")
+        if not self.json_logs:
+            super().skip_ignore(task)
+
+    def add_failure(self, task: Any, fail: Any) -> None:
+        if isinstance(fail, UnmetDependency):
+            rec = self._finish(task, "not-run")
+            rec.error = f"not run: it needs {fail.message}, which failed"
+            self._log("warning" if self.json_logs else "info", "not-run", task.name, rec.error)
+            return
+        rec = self._finish(task, "failed")
+        self._relay_output(task)
+        if isinstance(fail, OperationFailed):
+            rec.error, rec.exit_code = fail.message, fail.exit_code
+            rec.error_kind, rec.details = fail.kind or None, dict(fail.details)
+        else:  # not one of ours: a bug or a doit error; keep doit's full text
+            rec.error, rec.exit_code = fail.get_msg().strip(), EXIT_USAGE
+            rec.error_kind = fail.get_name()
+        self._log("error", "failed", task.name, rec.error, exit_code=rec.exit_code)
+
+    def runtime_error(self, msg: str) -> None:
+        self.record.runtime_errors.append(msg)
+        self._log("error", "runtime-error", None, msg.strip())
+
+    def complete_run(self) -> None:
+        record = self.record
+        record.finished_at = now()
+        record.duration_s = time.monotonic() - record.started
+        failed = record.failed
+        if failed:
+            names = ", ".join(f"{r.task} (exit {r.exit_code})" for r in failed)
+            self._log("error", "run-failed", None, f"{len(failed)} task(s) failed: {names}")
+        if "refresh" in record.selected:
+            from .report import build_report, write_outputs
+
+            write_outputs(self.graph, build_report(self.graph, record), self._log)
+        self.graph.last_run = record
+
+
+def reporter_for(graph: Graph, *, in_process: bool = False) -> type[PipelineReporter]:
+    """The reporter class doit instantiates, bound to one graph."""
+    attrs = {"graph": graph, "in_process": in_process}
+    return type("PipelineReporter", (PipelineReporter,), attrs)

@@ -1,0 +1,161 @@
+"""The scheduled CI refresh: `doit refresh` and `imageworks-loader refresh`, profile=ci."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+import yaml
+from conftest import CLI, ROOT, read_json
+from pipeline_support import SHARDS, importer_site  # noqa: F401 (a fixture)
+
+SCHEMA = json.loads((ROOT / "docs" / "refresh-report.schema.json").read_text())
+
+
+@pytest.fixture
+def site(importer_site, tmp_path):  # noqa: F811 (the fixture imported above)
+    """profile=ci re-imports: the site has an Ollama stand-in and weights to rediscover."""
+    importer_site.env["IMAGEWORKS_REFRESH_REPORT"] = str(tmp_path / "out" / "report.json")
+    importer_site.env["IMAGEWORKS_REFRESH_SUMMARY"] = str(tmp_path / "out" / "summary.md")
+    return importer_site
+
+
+def cli_refresh(site, *args):
+    return subprocess.run(
+        [str(CLI), "refresh", *args, f"registry.dir={site.registry}"],
+        capture_output=True,
+        text=True,
+        env=site.env,
+        cwd=site.registry.parent,
+        timeout=180,
+    )
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_doit_refresh_with_the_ci_profile_writes_a_valid_report(site, tmp_path):
+    run = site.doit("refresh", overrides=("profile=ci",))
+    assert run.returncode == 0, run.stderr
+    logs = json_lines(run.stderr)  # every stderr line is one JSON object
+    assert {"level", "event", "task", "time"} <= set(logs[0])
+    assert any(e["event"] == "done" and e["task"] == "hash:alpha" for e in logs)
+
+    report = read_json(tmp_path / "out" / "report.json")
+    jsonschema.validate(report, SCHEMA)
+    assert report["ok"] and report["exit_code"] == 0 and report["profile"] == "ci"
+    models = {m["name"]: m for m in report["models"]}
+    assert models["alpha"]["ran"] == ["hash", "verify"]
+    assert models["alpha"]["lock"]["status"] == "unlocked"
+    assert len(models["alpha"]["files"]) == len(SHARDS)
+    assert models["alpha"]["aggregate_sha256"] == next(
+        e["artifacts"]["aggregate_sha256"] for e in site.discovered() if e["name"] == "alpha"
+    )
+    assert set(models["alpha"]["durations_s"]) == {"hash", "verify"}
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert summary.startswith("## imageworks-loader refresh passed")
+    assert "| `beta_(Q4_K_M)` | ran | ran | unlocked |" in summary
+
+
+def test_the_cli_refresh_runs_the_same_graph_and_exits_2_on_a_violation(site, tmp_path):
+    first = cli_refresh(site, "profile=ci")
+    assert first.returncode == 0, first.stderr
+    printed = json.loads(first.stdout)
+    assert printed == read_json(tmp_path / "out" / "report.json")
+    jsonschema.validate(printed, SCHEMA)
+
+    # same graph, same doit state; the first runs also hash what the importers found
+    again = site.doit("refresh", overrides=("profile=ci",))
+    again = site.doit("refresh", overrides=("profile=ci",))
+    tasks = {t["task"]: t["status"] for t in read_json(tmp_path / "out" / "report.json")["tasks"]}
+    assert again.returncode == 0, again.stderr
+    # the importers read live sources, so they run every time; nothing else had to
+    assert tasks.pop("import:ollama") == tasks.pop("rediscover") == "ran"
+    assert set(tasks.values()) == {"up-to-date"}, tasks
+
+    locked = subprocess.run(
+        [str(CLI), "lock", "alpha", "--set-expected", f"registry.dir={site.registry}"],
+        capture_output=True,
+        text=True,
+        env=site.env,
+    )
+    assert locked.returncode == 0, locked.stderr
+    (site.models["alpha"] / SHARDS[2]).write_bytes(b"tampered")
+    failed = cli_refresh(site, "profile=ci")
+    assert failed.returncode == 2, failed.stderr
+    report = json.loads(failed.stdout)
+    jsonschema.validate(report, SCHEMA)
+    alpha = next(m for m in report["models"] if m["name"] == "alpha")
+    assert alpha["failed"] and alpha["lock"]["status"] == "violated"
+    assert alpha["lock"]["changed_files"] == [SHARDS[2]]
+    assert report["counts"]["lock_violations"] == 1
+    assert [e["task"] for e in report["errors"]] == ["verify:alpha"]
+    not_run = [t["task"] for t in report["tasks"] if t["status"] == "not-run"]
+    assert not_run == ["snapshot"]
+    errors = [e for e in json_lines(failed.stderr) if e["level"] == "error"]
+    assert errors[0]["task"] == "verify:alpha" and errors[0]["exit_code"] == 2
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "failed (exit 2)" in summary and "version lock violated" in summary
+
+
+def test_the_default_profile_keeps_the_report_in_the_state_folder(site):
+    run = cli_refresh(site)
+    assert run.returncode == 0, run.stderr
+    state = site.registry / ".imageworks-state"
+    assert read_json(state / "refresh-report.json")["profile"] == "default"
+    assert (state / "refresh-summary.md").is_file()
+    assert not run.stderr.strip().startswith("{")  # text logs outside the CI profile
+
+
+def test_the_guide_shows_the_shipped_workflow_in_full():
+    guide = (ROOT / "docs" / "scheduled-refresh.md").read_text()
+    shipped = (ROOT / "docs" / "examples" / "registry-refresh.yml").read_text()
+    assert f"```yaml\n{shipped}```" in guide
+    workflow = yaml.safe_load(shipped)
+    steps = workflow["jobs"]["refresh"]["steps"]
+    runs = " ".join(step.get("run", "") for step in steps)
+    assert workflow[True]["schedule"][0]["cron"]  # YAML reads the key `on` as True
+    assert "imageworks-loader refresh profile=ci" in runs
+    assert any("upload-artifact" in step.get("uses", "") for step in steps)
+    assert any("create-pull-request" in step.get("uses", "") for step in steps)
+
+
+MERGE = ROOT / "docs" / "examples" / "merge_reports.py"
+
+
+def merge(*reports):
+    return subprocess.run(
+        [sys.executable, str(MERGE), *map(str, reports)], capture_output=True, text=True
+    )
+
+
+def test_reports_of_a_fleet_merge_and_a_lock_seen_nowhere_fails(site, tmp_path):
+    assert cli_refresh(site, "profile=ci").returncode == 0
+    one = read_json(tmp_path / "out" / "report.json")
+    other = copy.deepcopy(one)
+    other["host"] = "gpu-2"
+    for model in other["models"]:  # gpu-2 has only beta's weights
+        if model["name"] == "alpha":
+            model.update(on_host=False, skipped="not here")
+    (tmp_path / "a.json").write_text(json.dumps(one))
+    (tmp_path / "b.json").write_text(json.dumps(other))
+    merged = merge(tmp_path / "a.json", tmp_path / "b.json")
+    assert merged.returncode == 0, merged.stderr
+    fleet = json.loads(merged.stdout)
+    assert [h["host"] for h in fleet["hosts"]] == sorted([one["host"], "gpu-2"])
+    models = {m["name"]: m for m in fleet["models"]}
+    assert list(models["alpha"]["hosts"]) == [one["host"]]
+    assert models["beta_(Q4_K_M)"]["verified_on"] == sorted([one["host"], "gpu-2"])
+
+    for model in other["models"]:  # gpu-2 holds different bytes under beta's name
+        if model["name"] == "beta_(Q4_K_M)":
+            model["aggregate_sha256"] = "0" * 64
+    (tmp_path / "b.json").write_text(json.dumps(other))
+    disagree = merge(tmp_path / "a.json", tmp_path / "b.json")
+    assert disagree.returncode == 2
+    assert "beta_(Q4_K_M): hosts disagree about the aggregate" in disagree.stderr
