@@ -11,31 +11,14 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from ..schema import CAPABILITY_SYNONYMS
+from ..schema import CANONICAL_CAPABILITIES, CAPABILITY_SYNONYMS
 
-# Every tool synonym the schema reads, but for the bare "tool" the real
-# registry never stored.
-_TOOL_SYNONYMS = tuple(s for s in CAPABILITY_SYNONYMS["tools"] if s != "tool")
-# The stored capability form, key order as in the real registry. ``thinking``
-# and ``reasoning`` share one synonym list, so they always agree.
-_THINKING_SYNONYMS = (
-    "reason",
-    "think",
-    "chain_of_thought",
-    "cot",
-    "reasoner",
-    "o1",
-    "o3",
-    "r1",
-    "deepseek",
-)
-STORED_CAPABILITIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("text", ("language", "chat")),
-    ("vision", ("visual", "multimodal", "mm", "image", "vl")),
-    ("audio", ("speech", "voice", "asr", "tts")),
-    ("embedding", ("embed", "text-embedding", "representation")),
-    ("tools", _TOOL_SYNONYMS),
-    ("thinking", _THINKING_SYNONYMS),
+# The stored capability form, key order as in the real registry: each
+# canonical key's ImageWorks synonyms, in the schema's table order.
+# ``thinking`` and ``reasoning`` share one list, so they always agree.
+STORED_CAPABILITIES: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (canonical, tuple(s for s in CAPABILITY_SYNONYMS[canonical] if s not in CANONICAL_CAPABILITIES))
+    for canonical in ("text", "vision", "audio", "embedding", "tools", "thinking")
 )
 _CANONICAL_ORDER = ("text", "vision", "embedding", "audio", "thinking", "reasoning", "tools")
 
