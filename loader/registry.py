@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .capabilities import canonical_only, clean_served_model_id
 from .compose import (
     CURATED,
     DISCOVERED,
@@ -44,11 +45,12 @@ from .layers import (
     registry_lock,
     write_if_changed,
 )
-from .schema import RegistryEntry, canonical_only, clean_served_model_id
 from .snapshot import LayerFiles, SnapshotStamps, Stat, layer_files_for, stat_stamp
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+    from .schema import RegistryEntry
 
 __all__ = [
     "Registry",
@@ -66,10 +68,22 @@ __all__ = [
 _ENTRY_LIST_ADAPTER = None
 
 
+def __getattr__(name: str) -> Any:
+    # ``RegistryEntry`` is importable from here, but pydantic is imported only
+    # when it is used: a ``list`` served from a confirmed snapshot needs none.
+    if name == "RegistryEntry":
+        from .schema import RegistryEntry
+
+        return RegistryEntry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _entry_list_adapter():
     global _ENTRY_LIST_ADAPTER
     if _ENTRY_LIST_ADAPTER is None:
         from pydantic import TypeAdapter
+
+        from .schema import RegistryEntry
 
         _ENTRY_LIST_ADAPTER = TypeAdapter(list[RegistryEntry])
     return _ENTRY_LIST_ADAPTER
@@ -145,6 +159,42 @@ class Registry:
             if not full and not self.entry_override_texts and self._load_snapshot(files):
                 return self.entries
             return self._load_layers(files)
+
+    def confirmed_snapshot(self) -> list[dict[str, Any]] | None:
+        """The merged snapshot as plain data when it may stand in for the
+        layers, else None (then ``load()`` composes and validates them).
+
+        It may when no ``--set`` override applies and all three files are
+        unchanged since this loader wrote or confirmed the snapshot as the
+        composition of those layers, which was validated then: so no pydantic,
+        no merge, no OmegaConf. Any edit to a layer changes its stat, and the
+        next read composes and validates it again. Leaves ``entries`` as they are.
+        """
+        if self.entry_override_texts:
+            return None
+        files = self.layer_files()
+        stamps = SnapshotStamps(files, self.dynamic)
+        stats = stamps.current()
+        if not stamps.matches(stats):
+            return None
+        try:
+            raw = read_regular_file(files.snapshot, self.max_layer_bytes())
+        except OSError:
+            return None
+        if stamps.current() != stats:  # replaced while we read it
+            return None
+        import json
+
+        with _gc_paused():
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                return None
+        if not isinstance(data, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("name"), str) for e in data
+        ):
+            return None
+        return data
 
     def _load_snapshot(self, files: LayerFiles) -> bool:
         stamps = SnapshotStamps(files, self.dynamic)
