@@ -119,11 +119,19 @@ class Registry:
         # What the entries were loaded from, to tell this process's changes apart.
         self._baseline: tuple[Any, ...] = ()
         self._stamp: tuple[Stat | None, Stat | None] | None = None
+        self._files_for: tuple[Config, LayerFiles] | None = None
+        # Views derived from the loaded entries (``select_model``'s index),
+        # built on first use and dropped whenever the entries are (re)loaded.
+        self.prepared: dict[str, Any] = {}
 
     # --- reading -------------------------------------------------------------
 
     def layer_files(self) -> LayerFiles:
-        return layer_files_for(self.cfg)
+        """The three files' paths, computed once per config (the hot path stats them)."""
+        cached = self._files_for
+        if cached is None or cached[0] is not self.cfg:
+            cached = self._files_for = (self.cfg, layer_files_for(self.cfg))
+        return cached[1]
 
     def max_layer_bytes(self) -> int:
         return int(self.cfg.get("registry.max_layer_bytes") or DEFAULT_MAX_LAYER_BYTES)
@@ -137,7 +145,7 @@ class Registry:
         if self._stamp is None or self.files is None:
             return True
         files = self.layer_files()
-        if files != self.files:
+        if files is not self.files and files != self.files:
             return True
         return self._stamp != (stat_stamp(files.curated), stat_stamp(files.discovered))
 
@@ -276,6 +284,7 @@ class Registry:
         # In place, so a caller's ``entries = load_registry()`` stays current.
         self.entries.clear()
         self.entries.update(fresh)
+        self.prepared.clear()
 
     def ensure_loaded(self) -> dict[str, RegistryEntry]:
         return self.load() if self.is_stale() else self.entries

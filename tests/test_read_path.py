@@ -102,15 +102,31 @@ def test_plain_and_validated_rows_agree_on_defaults_and_lax_values(tmp_path):
     folder.mkdir()
     odd = [
         {"name": "bare"},  # every field from the schema's defaults
-        {"name": "nulls", "roles": None, "artifacts": None, "version_lock": None,
-         "capabilities": None},  # fmt: skip
+        {
+            "name": "nulls",
+            "roles": None,
+            "artifacts": None,
+            "version_lock": None,
+            "capabilities": None,
+        },  # fmt: skip
         {"name": "yes", "version_lock": {"locked": "yes"}, "capabilities": {"vl": True}},
-        {"name": "off", "version_lock": {"locked": "Off"}, "capabilities": {"vision": False,
-         "image": True}},  # fmt: skip
-        {"name": "one", "version_lock": {"locked": 1}, "artifacts": {"aggregate_sha256": None},
-         "roles": ["caption"], "backend": "ollama"},  # fmt: skip
-        {"name": "deep", "capabilities": {"Vision": {"enabled": True}},
-         "artifacts": {"aggregate_sha256": "ab" * 32}},  # fmt: skip
+        {
+            "name": "off",
+            "version_lock": {"locked": "Off"},
+            "capabilities": {"vision": False, "image": True},
+        },  # fmt: skip
+        {
+            "name": "one",
+            "version_lock": {"locked": 1},
+            "artifacts": {"aggregate_sha256": None},
+            "roles": ["caption"],
+            "backend": "ollama",
+        },  # fmt: skip
+        {
+            "name": "deep",
+            "capabilities": {"Vision": {"enabled": True}},
+            "artifacts": {"aggregate_sha256": "ab" * 32},
+        },  # fmt: skip
     ]
     write_json(folder / DISCOVERED, odd)
     write_json(folder / CURATED, [{"name": "curated-only", "capabilities": {"multimodal": 1}}])
@@ -118,3 +134,41 @@ def test_plain_and_validated_rows_agree_on_defaults_and_lax_values(tmp_path):
     assert plain_list == list_rows and len(list_rows) == 7
     assert plain_metrics == metrics_rows
     assert (folder / SNAPSHOT).is_file()
+
+
+# --- the hot path: select_model ---------------------------------------------------
+
+
+def test_select_model_sees_an_edit_saved_just_before_the_call(real_registry):
+    from loader.service import select_model
+
+    registry = Registry(load_config([f"registry.dir={real_registry}"]))
+    name = "qwen2.5-vl-7b-instruct_(AWQ)"
+    first = select_model(name, ["vision"], registry=registry)
+    assert select_model(name, ["vision"], registry=registry) == first  # from the index
+    for port in (24100, 24101, 24102):  # each write at once followed by a call
+        entries = read_json(real_registry / CURATED)
+        for entry in entries:
+            if entry["name"] == name:
+                entry["backend_config"] = {**(entry.get("backend_config") or {}), "port": port}
+        write_json(real_registry / CURATED, entries)
+        assert select_model(name, registry=registry).endpoint_url.endswith(f":{port}/v1")
+
+
+def test_select_model_sees_entries_replaced_or_changed_in_memory(real_registry):
+    from loader.service import select_model
+
+    registry = Registry(load_config([f"registry.dir={real_registry}"]))
+    name = "qwen3_8b_(Q4_K_M)"
+    before = select_model(name, registry=registry)
+    assert before.capabilities["vision"] is False
+    before.capabilities["vision"] = True  # the caller's copy: the index is not touched
+    assert select_model(name, registry=registry).capabilities["vision"] is False
+
+    entry = registry.get(name)
+    entry.capabilities = {**entry.capabilities, "vision": True}
+    assert select_model(name, ["vl"], registry=registry).capabilities["vision"] is True
+    entry.backend_config.port = 9123
+    assert select_model(name, registry=registry).endpoint_url.endswith(":9123/v1")
+    registry.entries[name] = entry.model_copy(update={"backend": "vllm", "served_model_id": "x"})
+    assert select_model(name, registry=registry).internal_model_id == "x"
