@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import strictjson
+from . import indent, strictjson
 from .errors import RegistryLoadError, RegistryWriteError
 from .locking import LockTimeout, file_lock
 
@@ -46,13 +46,18 @@ class JsonStyle:
 
     def pieces(self, data: Any, size: int = 1 << 20) -> Iterator[bytes]:
         """The encoded file in ~1 MiB pieces, so a large registry is never one
-        string plus a million-item list of fragments in memory."""
-        encoder = json.JSONEncoder(
-            indent=self.indent, ensure_ascii=self.ensure_ascii, allow_nan=False
-        )
+        string plus a million-item list of fragments in memory. The bytes are
+        what ``json.dumps(data, indent=..., ensure_ascii=...)`` gives, written
+        through the C encoder (``loader/indent.py``)."""
+        if self.indent is None:
+            chunks: Iterable[str] = json.JSONEncoder(
+                ensure_ascii=self.ensure_ascii, allow_nan=False
+            ).iterencode(data)
+        else:
+            chunks = indent.iter_dumps(data, self.indent, self.ensure_ascii)
         batch: list[str] = []
         length = 0
-        for chunk in encoder.iterencode(data):
+        for chunk in chunks:
             batch.append(chunk)
             length += len(chunk)
             if length >= size:
