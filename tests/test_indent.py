@@ -79,7 +79,7 @@ def test_random_documents_with_tricky_strings_encode_to_the_same_bytes(seed):
         [[]],
         {"a": {}, "b": [[], {}], "c": [1, [2, [3, {}]]]},
         (1, (2, [3])),
-        {1: "int key", 1.5: "float key", True: [1], None: {"x": 1}},
+        {2: "int key", 1.5: "float key", True: [1], None: {"x": 1}},
         [SLOT, [1]],
         {SLOT: [SLOT, {"a": SLOT}], "b": {"c": [1]}},
     ],
