@@ -50,6 +50,7 @@ from .snapshot import LayerFiles, SnapshotStamps, Stat, layer_files_for, stat_st
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
+    from .savebatch import SaveBatch
     from .schema import RegistryEntry
 
 __all__ = [
@@ -120,6 +121,10 @@ class Registry:
         self._baseline: tuple[Any, ...] = ()
         self._stamp: tuple[Stat | None, Stat | None] | None = None
         self._files_for: tuple[Config, LayerFiles] | None = None
+        self._batch: SaveBatch | None = None
+        # One stat cache for a run that hashes many models (the pipeline sets
+        # it and saves it with each batch); None: each hash loads and saves it.
+        self._shared_hash_cache: Any = None
         # Views derived from the loaded entries (``select_model``'s index),
         # built on first use and dropped whenever the entries are (re)loaded.
         self.prepared: dict[str, Any] = {}
@@ -287,7 +292,12 @@ class Registry:
         self.prepared.clear()
 
     def ensure_loaded(self) -> dict[str, RegistryEntry]:
-        return self.load() if self.is_stale() else self.entries
+        if not self.is_stale():
+            return self.entries
+        if self._batch is not None and self._batch.pending and self._batch.active():
+            self.flush_saves()  # merges this run's changes with the edit, then reloads
+            return self.entries
+        return self.load()
 
     def _ensure_composed(self) -> tuple[Sources, Composed]:
         if self._sources is None or self._composed is None or self.is_stale():
@@ -375,14 +385,47 @@ class Registry:
 
     # --- writing -------------------------------------------------------------
 
+    def defer_saves(self, batch: SaveBatch | None, hash_cache: Any = None) -> None:
+        """From now on ``save()`` writes in batches (``None``: at once again);
+        ``flush_saves()`` writes what is pending. ``hash_cache``: the one stat
+        cache every hash of the run uses (``batch.before_write`` saves it)."""
+        self._batch = batch
+        self._shared_hash_cache = hash_cache
+
+    @property
+    def shared_hash_cache(self) -> Any:
+        """The run's stat cache, in the process whose batch saves it; else None."""
+        batch = self._batch
+        return self._shared_hash_cache if batch is not None and batch.active() else None
+
+    def flush_saves(self) -> bool:
+        """Write the saves a ``SaveBatch`` deferred; True when a layer changed."""
+        batch = self._batch
+        if batch is None or not batch.active():
+            return False
+        if batch.before_write is not None:
+            batch.before_write()
+        if not batch.pending:
+            return False
+        changed = self._save_now()
+        batch.written()
+        return changed
+
     def save(self) -> bool:
-        """Persist what this process changed into the discovered layer.
+        """Persist what this process changed into the discovered layer
+        (under a ``SaveBatch``, when the batch is due: see ``defer_saves``).
 
         Re-reads the layers under the lock and applies only the fields that
         differ from what this process loaded, so concurrent writers of other
         entries or fields lose nothing. Never writes the curated layer.
         Returns True when a layer file changed.
         """
+        batch = self._batch
+        if batch is not None and batch.active():
+            return self.flush_saves() if batch.note() else False
+        return self._save_now()
+
+    def _save_now(self) -> bool:
         if self.files is None:
             return False
         changes, removed = self._changes()

@@ -67,9 +67,22 @@ class Graph:
 
     @functools.cached_property
     def registry(self) -> Registry:
+        from .hashing import HashCache
         from .registry import Registry
+        from .savebatch import SaveBatch
 
-        return self.given_registry or Registry(self.config, defer_snapshot_refresh=True)
+        registry = self.given_registry or Registry(self.config, defer_snapshot_refresh=True)
+        # One save per recorded model made a first run quadratic: record in
+        # batches, with one stat cache saved alongside (loader/savebatch.py).
+        cache = HashCache.load(self.hash_cache_path)
+        registry.defer_saves(SaveBatch(before_write=cache.save), hash_cache=cache)
+        return registry
+
+    def flush(self) -> None:
+        """Write what the run recorded but has not saved yet (before the
+        snapshot, the report, and at the end of every run)."""
+        if "registry" in self.__dict__:  # never created: nothing recorded
+            self.registry.flush_saves()
 
     def profile(self, key: str, default: Any = None) -> Any:
         return self.config.get(f"profile.{key}", default)
@@ -247,6 +260,10 @@ def _lock(entry: dict[str, Any]) -> dict[str, Any]:
     return entry.get("version_lock") or {}
 
 
+def _recorded_aggregate(graph: Graph, name: str) -> str | None:
+    return (graph.entries[name].get("artifacts") or {}).get("aggregate_sha256")
+
+
 def _lock_inputs(graph: Graph, name: str) -> str:
     """What verify's outcome depends on besides the files, as one key."""
     entry = graph.entries[name]
@@ -260,11 +277,13 @@ def _lock_inputs(graph: Graph, name: str) -> str:
     return hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:24]
 
 
-def _inputs_unchanged(key: str) -> Callable[..., bool]:
+def _inputs_unchanged(key: str, recorded: str | None) -> Callable[..., bool]:
     # A plain function: doit inspects every uptodate callable's signature, and
     # its config_changed/result_dep objects cost ~0.3 ms each per task.
+    # ``recorded``: the aggregate the registry holds. A run killed after doit
+    # noted a verify but before its batch was saved finds it missing: rerun.
     def uptodate(task: Any, values: dict[str, Any]) -> bool:
-        return values.get("inputs") == key
+        return values.get("inputs") == key and values.get("aggregate_sha256") == recorded
 
     return uptodate
 
@@ -291,7 +310,7 @@ def verify_tasks(graph: Graph) -> list[dict[str, Any]]:
                 "name": name,
                 "actions": [guarded(run)],
                 "file_dep": [hash_record(graph, name)],  # implies task_dep hash:NAME
-                "uptodate": [_inputs_unchanged(key)],
+                "uptodate": [_inputs_unchanged(key, _recorded_aggregate(graph, name))],
                 "doc": f"Verify {name} against its version lock and record its hashes.",
             }
         )
@@ -348,6 +367,17 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _flushed(graph: Graph) -> Callable[..., bool]:
+    def uptodate(task: Any, values: dict[str, Any]) -> bool:
+        try:
+            graph.flush()
+        except RegistryError:
+            return False  # the snapshot's action flushes again and reports it
+        return True  # the other checks decide
+
+    return uptodate
+
+
 def snapshot_task(graph: Graph, writers: Sequence[str]) -> dict[str, Any]:
     """After every task that writes the discovered layer (``writers``): doit has
     no ordering without a dependency, and a snapshot taken before them would
@@ -355,11 +385,18 @@ def snapshot_task(graph: Graph, writers: Sequence[str]) -> dict[str, Any]:
     from doit.tools import config_changed
 
     files = graph.files
+
+    def snapshot() -> Any:
+        graph.flush()  # what this run recorded belongs in the snapshot
+        return call_operation("snapshot", graph, {})
+
     return {
-        "actions": [operation_action("snapshot", graph, {})],
+        "actions": [guarded(snapshot)],
         "file_dep": [str(p) for p in (files.curated, files.discovered) if p.exists()],
         "targets": [str(files.snapshot)],
         "task_dep": list(writers),
-        "uptodate": [config_changed(snapshot_inputs(graph))],
+        # First write what the writers recorded in batches, so doit's check of
+        # the discovered layer (a file_dep, checked after this) sees it.
+        "uptodate": [_flushed(graph), config_changed(snapshot_inputs(graph))],
         "doc": "Regenerate the merged snapshot when a layer or the config it uses changed.",
     }
