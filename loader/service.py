@@ -114,7 +114,8 @@ def _prepared(registry: Registry, entry: RegistryEntry) -> SelectedModel:
         config.base_url,
     )
     hit = index.get(entry.name)
-    if hit is not None and hit[0] is entry and _same(hit[1], key):
+    # Tuple equality tries identity first: a replaced dict or model compares by value.
+    if hit is not None and hit[0] is entry and hit[1] == key:
         return hit[2]
     selected = SelectedModel(
         logical_name=entry.name,
@@ -125,8 +126,3 @@ def _prepared(registry: Registry, entry: RegistryEntry) -> SelectedModel:
     )
     index[entry.name] = (entry, key, selected)
     return selected
-
-
-def _same(before: tuple[Any, ...], now: tuple[Any, ...]) -> bool:
-    # Identity for the objects (a replaced dict or model), equality for values.
-    return all(a is b or a == b for a, b in zip(before, now, strict=True))
