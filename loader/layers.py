@@ -271,9 +271,11 @@ def _refuse_symlink(path: Path) -> None:
         )
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data``: temp file in the same folder, fsync,
-    rename, fsync the folder. Raises ``OSError``; never leaves a temp file."""
+    rename, fsync the folder. Raises ``OSError``; never leaves a temp file.
+    ``durable=False`` skips both fsyncs (still atomic): for records that are
+    only hints, redone when lost, where hundreds of fsyncs would cost seconds."""
     if os.path.islink(path):
         raise OSError(f"{path} is a symlink; refusing to replace it")
     remove_dead_temps(path)
@@ -281,8 +283,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp, os.stat(path).st_mode & 0o7777)
         os.replace(tmp, path)
@@ -290,7 +293,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def file_holds(path: Path, pieces: Iterable[bytes]) -> bool:

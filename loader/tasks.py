@@ -227,7 +227,9 @@ def _write_record(path: str, record: dict[str, Any]) -> None:
     except OSError:
         pass
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(Path(path), data)
+    # Not fsynced: a record lost in a crash only makes its verify run again,
+    # and one fsync per model cost seconds on a first run over many models.
+    atomic_write_bytes(Path(path), data, durable=False)
 
 
 def hash_tasks(graph: Graph) -> list[dict[str, Any]]:
