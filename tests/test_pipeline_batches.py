@@ -66,8 +66,10 @@ def test_a_first_run_writes_the_discovered_layer_a_bounded_number_of_times(site)
     assert proc.returncode == 0, proc.stderr
     assert recorded(site) == expected(site)
     writes = int(proc.stderr.split("LAYER-WRITES")[1].split()[0])
-    # batches of at least 16, then at least as many as already written: 16, 8 (the end)
-    assert 1 <= writes <= 3, proc.stderr
+    # batches of at least 16, then at least as many as already written: 16, then
+    # the last 8 before the snapshot (a very slow machine may add one every 10 s);
+    # one save per model wrote it 24 times
+    assert 1 <= writes <= 6, proc.stderr
 
 
 def test_verifies_noted_by_doit_but_never_written_are_redone(site):
