@@ -152,6 +152,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3, help="timed runs; medians are reported")
     ap.add_argument("--dir", type=Path, default=None, help="where to create the temp folder")
     ap.add_argument("--force-api", action="store_true", help="skip the CLI, time the API path")
+    ap.add_argument("--json", type=Path, help="write the result rows here (bench/run_all.py)")
     args = ap.parse_args()
 
     size = int(args.size_gib * GIB)
@@ -166,12 +167,19 @@ def main() -> int:
     use_cli = not args.force_api and cli_has_verify(cli)
     tmp = Path(tempfile.mkdtemp(prefix="iwl-bench-hashing-", dir=base))
     try:
-        return bench(tmp, size, args.runs, cli if use_cli else None, cli)
+        return bench(tmp, size, args.runs, cli if use_cli else None, cli, args.json)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def bench(tmp: Path, size: int, runs: int, cli: Path | None, list_cli: Path | None) -> int:
+def bench(
+    tmp: Path,
+    size: int,
+    runs: int,
+    cli: Path | None,
+    list_cli: Path | None,
+    json_out: Path | None = None,
+) -> int:
     shards_dir, single_dir = tmp / "model-shards", tmp / "model-single"
     shards_dir.mkdir()
     single_dir.mkdir()
@@ -296,6 +304,25 @@ def bench(tmp: Path, size: int, runs: int, cli: Path | None, list_cli: Path | No
         f"{fmt_rss(rss['single'])}, re-verify {fmt_rss(rss['reverify'])}"
         + (f", list {fmt_rss(rss['list'])}" if rss["list"] else "")
     )
+    if json_out is not None:
+
+        def ratios(ours_key: str, base_key: str) -> list[float]:
+            return [a / b for a, b in zip(t[ours_key], t[base_key], strict=True)]
+
+        rows = [
+            {"path": f"first verify, one {gib:g} GiB file", "floor": "openssl dgst -sha256",
+             "values": ratios("ours_single", "openssl_single"), "target": "<= 1.0x",
+             "limit": 1.0},
+            {"path": f"first verify, {SHARDS} shards of {gib / SHARDS:g} GiB",
+             "floor": "openssl dgst -sha256", "values": ratios("ours_shards", "openssl_shards"),
+             "target": "<= 0.6x", "limit": 0.6},
+        ]  # fmt: skip
+        if t["list"]:
+            rows.append(
+                {"path": "verify again, nothing changed", "floor": "list, same registry",
+                 "values": ratios("reverify", "list"), "target": "<= 1.3x", "limit": 1.3}
+            )  # fmt: skip
+        json_out.write_text(json.dumps(rows))
     return 0
 
 

@@ -121,8 +121,8 @@ class _Parser(argparse.ArgumentParser):
     # argparse would print its usage block and exit 2, the integrity code.
     def error(self, message: str) -> NoReturn:
         choice = re.match(r"argument COMMAND: invalid choice: '(.*?)'", message)
-        if choice:
-            message = _unknown_command(choice.group(1), _subcommands(self))
+        if choice:  # (a parser built for one command lists the others from a full one)
+            message = _unknown_command(choice.group(1), _subcommands(build_parser()))
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
@@ -191,7 +191,22 @@ def _model_name(action: argparse.Action) -> argparse.Action:
     return action
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Skipped:
+    """Stands in for the parser of a command that this run does not need:
+    it accepts ``add_argument`` and friends and records nothing."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> _Skipped:
+        return self
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> _Skipped:
+        return self
+
+    add_mutually_exclusive_group = add_argument_group
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; ``only``: build just that command's parser
+    (a run needs one; building all 17 costs more than a ``list`` itself)."""
     parser = _Parser(
         prog=PROG,
         description="A deterministic, layered model registry for local LLM/VLM serving.",
@@ -211,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, summary: str, detail: str = "") -> argparse.ArgumentParser:
+        if only is not None and name != only:
+            return _Skipped()  # type: ignore[return-value]
         examples = "\n".join(f"  {line}" for line in EXAMPLES.get(name, []))
         epilog = (f"Examples:\n{examples}\n\n" if examples else "") + COMMAND_EPILOG_TAIL
         sub = commands.add_parser(
@@ -520,7 +537,8 @@ def run(argv: Sequence[str]) -> int:
 
         return print_model_names(argv[1:])
     words, overrides = split_overrides(argv)
-    args = build_parser().parse_args(words)
+    command = words[0] if words and not words[0].startswith("-") else None
+    args = build_parser(only=command).parse_args(words)
     arguments = _operation_arguments(args)
     if _uses_hydra(args, overrides):
         from .apps import run_app

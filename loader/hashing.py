@@ -655,6 +655,10 @@ def hash_files(
     return [{"path": rel, "sha256": digests[rel]} for rel in sorted(digests)]
 
 
+# Below this many bytes to read, a model is hashed in the calling thread.
+SMALL_TOTAL_BYTES = 8 * 1024 * 1024
+
+
 def _hash_todo(
     aset: ArtifactSet,
     root: beneath.Root | None,
@@ -714,6 +718,8 @@ def _hash_todo(
     order = sorted(todo, key=lambda r: (-checked[r].st_size, r))
     n = workers if workers > 0 else (os.cpu_count() or 1)
     n = max(1, min(n, 32, len(order)))
+    if sum(checked[r].st_size for r in order) < SMALL_TOTAL_BYTES:
+        n = 1  # starting threads costs more than reading a few small files
     if n == 1:
         for real in order:
             work(real)

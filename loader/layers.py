@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import strictjson
+from . import indent, strictjson
 from .errors import RegistryLoadError, RegistryWriteError
 from .locking import LockTimeout, file_lock
 
@@ -46,13 +46,18 @@ class JsonStyle:
 
     def pieces(self, data: Any, size: int = 1 << 20) -> Iterator[bytes]:
         """The encoded file in ~1 MiB pieces, so a large registry is never one
-        string plus a million-item list of fragments in memory."""
-        encoder = json.JSONEncoder(
-            indent=self.indent, ensure_ascii=self.ensure_ascii, allow_nan=False
-        )
+        string plus a million-item list of fragments in memory. The bytes are
+        what ``json.dumps(data, indent=..., ensure_ascii=...)`` gives, written
+        through the C encoder (``loader/indent.py``)."""
+        if self.indent is None:
+            chunks: Iterable[str] = json.JSONEncoder(
+                ensure_ascii=self.ensure_ascii, allow_nan=False
+            ).iterencode(data)
+        else:
+            chunks = indent.iter_dumps(data, self.indent, self.ensure_ascii)
         batch: list[str] = []
         length = 0
-        for chunk in encoder.iterencode(data):
+        for chunk in chunks:
             batch.append(chunk)
             length += len(chunk)
             if length >= size:
@@ -266,9 +271,11 @@ def _refuse_symlink(path: Path) -> None:
         )
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data``: temp file in the same folder, fsync,
-    rename, fsync the folder. Raises ``OSError``; never leaves a temp file."""
+    rename, fsync the folder. Raises ``OSError``; never leaves a temp file.
+    ``durable=False`` skips both fsyncs (still atomic): for records that are
+    only hints, redone when lost, where hundreds of fsyncs would cost seconds."""
     if os.path.islink(path):
         raise OSError(f"{path} is a symlink; refusing to replace it")
     remove_dead_temps(path)
@@ -276,8 +283,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp, os.stat(path).st_mode & 0o7777)
         os.replace(tmp, path)
@@ -285,7 +293,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def file_holds(path: Path, pieces: Iterable[bytes]) -> bool:

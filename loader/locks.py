@@ -217,6 +217,8 @@ def _hash_entry(
     cache: HashCache | None,
 ) -> tuple[ArtifactSet, list[dict[str, str]], HashStats]:
     artifact_set = artifact_set_for(entry, registry)
+    if cache is None:
+        cache = registry.shared_hash_cache  # a run's one cache, saved by that run
     own_cache = cache is None
     cache = cache if cache is not None else hash_cache_for(registry)
     stats = HashStats()

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .capabilities import capability_of
 from .errors import EXIT_USAGE, OverrideError
-from .registry import Registry
-from .service import select_model
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 
 @dataclass
@@ -32,6 +34,11 @@ def short_hash(aggregate: str | None) -> str:
 
 def list_op(registry: Registry, role: str | None = None) -> list[dict[str, Any]]:
     """Every entry (or those with ``role``), sorted by name."""
+    plain = registry.confirmed_snapshot()
+    if plain is not None:  # the common case: plain data, no validation needed
+        by_name = {data["name"]: data for data in plain}
+        rows = (_plain_list_row(by_name[name]) for name in sorted(by_name))
+        return [row for row in rows if not role or role in row["roles"]]
     entries = registry.ensure_loaded()
     rows = []
     for name in sorted(entries):
@@ -51,6 +58,44 @@ def list_op(registry: Registry, role: str | None = None) -> list[dict[str, Any]]
     return rows
 
 
+# Reading a confirmed snapshot as plain data: the values were validated when
+# the snapshot was confirmed, so only the schema's defaults and its lax
+# coercions of these fields are applied here (tests/test_read_path.py checks
+# that both paths give the same rows).
+_TRUE_WORDS = {"1", "on", "t", "true", "y", "yes"}
+
+
+def _part(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _lax_bool(value: Any) -> bool:
+    """pydantic's lax ``bool`` for a value it accepted: ``"yes"``, ``1``, ``"off"``..."""
+    if isinstance(value, str):
+        return value.lower() in _TRUE_WORDS
+    return bool(value)
+
+
+def _plain_locked(data: dict[str, Any]) -> bool:
+    return _lax_bool(_part(data, "version_lock").get("locked", False))
+
+
+def _plain_hash(data: dict[str, Any]) -> str:
+    return short_hash(_part(data, "artifacts").get("aggregate_sha256"))
+
+
+def _plain_list_row(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": data["name"],
+        "backend": data.get("backend", "vllm"),
+        "locked": _plain_locked(data),
+        "vision": capability_of(data.get("capabilities"), "vision"),
+        "roles": list(data.get("roles") or []),
+        "hash": _plain_hash(data),
+    }
+
+
 def select_op(
     registry: Registry,
     name: str | None = None,
@@ -65,6 +110,8 @@ def select_op(
         raise OverrideError("select: give a model NAME or --role ROLE, not both")
     if not name and not role:
         raise OverrideError("select: give a model NAME or --role ROLE")
+    from .service import select_model
+
     if role:
         name = select_by_role(role, require_capabilities=require, registry=registry)
     return select_model(name, require_capabilities=require, registry=registry).to_json()
@@ -87,6 +134,13 @@ def metrics_op(registry: Registry, name: str | None = None) -> Any:
             "locked": entry.locked(),
             "vision_probe": entry.probes.vision,  # the last probe-vision result, or null
         }
+    plain = registry.confirmed_snapshot()
+    if plain is not None:
+        by_name = {data["name"]: data for data in plain}
+        return [
+            {"name": n, "locked": _plain_locked(by_name[n]), "hash": _plain_hash(by_name[n])}
+            for n in sorted(by_name)
+        ]
     entries = registry.ensure_loaded()
     return [
         {

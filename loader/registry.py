@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .capabilities import canonical_only, clean_served_model_id
 from .compose import (
     CURATED,
     DISCOVERED,
@@ -44,11 +45,13 @@ from .layers import (
     registry_lock,
     write_if_changed,
 )
-from .schema import RegistryEntry, canonical_only, clean_served_model_id
 from .snapshot import LayerFiles, SnapshotStamps, Stat, layer_files_for, stat_stamp
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+    from .savebatch import SaveBatch
+    from .schema import RegistryEntry
 
 __all__ = [
     "Registry",
@@ -66,10 +69,22 @@ __all__ = [
 _ENTRY_LIST_ADAPTER = None
 
 
+def __getattr__(name: str) -> Any:
+    # ``RegistryEntry`` is importable from here, but pydantic is imported only
+    # when it is used: a ``list`` served from a confirmed snapshot needs none.
+    if name == "RegistryEntry":
+        from .schema import RegistryEntry
+
+        return RegistryEntry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _entry_list_adapter():
     global _ENTRY_LIST_ADAPTER
     if _ENTRY_LIST_ADAPTER is None:
         from pydantic import TypeAdapter
+
+        from .schema import RegistryEntry
 
         _ENTRY_LIST_ADAPTER = TypeAdapter(list[RegistryEntry])
     return _ENTRY_LIST_ADAPTER
@@ -105,11 +120,23 @@ class Registry:
         # What the entries were loaded from, to tell this process's changes apart.
         self._baseline: tuple[Any, ...] = ()
         self._stamp: tuple[Stat | None, Stat | None] | None = None
+        self._files_for: tuple[Config, LayerFiles] | None = None
+        self._batch: SaveBatch | None = None
+        # One stat cache for a run that hashes many models (the pipeline sets
+        # it and saves it with each batch); None: each hash loads and saves it.
+        self._shared_hash_cache: Any = None
+        # Views derived from the loaded entries (``select_model``'s index),
+        # built on first use and dropped whenever the entries are (re)loaded.
+        self.prepared: dict[str, Any] = {}
 
     # --- reading -------------------------------------------------------------
 
     def layer_files(self) -> LayerFiles:
-        return layer_files_for(self.cfg)
+        """The three files' paths, computed once per config (the hot path stats them)."""
+        cached = self._files_for
+        if cached is None or cached[0] is not self.cfg:
+            cached = self._files_for = (self.cfg, layer_files_for(self.cfg))
+        return cached[1]
 
     def max_layer_bytes(self) -> int:
         return int(self.cfg.get("registry.max_layer_bytes") or DEFAULT_MAX_LAYER_BYTES)
@@ -123,7 +150,7 @@ class Registry:
         if self._stamp is None or self.files is None:
             return True
         files = self.layer_files()
-        if files != self.files:
+        if files is not self.files and files != self.files:
             return True
         return self._stamp != (stat_stamp(files.curated), stat_stamp(files.discovered))
 
@@ -145,6 +172,42 @@ class Registry:
             if not full and not self.entry_override_texts and self._load_snapshot(files):
                 return self.entries
             return self._load_layers(files)
+
+    def confirmed_snapshot(self) -> list[dict[str, Any]] | None:
+        """The merged snapshot as plain data when it may stand in for the
+        layers, else None (then ``load()`` composes and validates them).
+
+        It may when no ``--set`` override applies and all three files are
+        unchanged since this loader wrote or confirmed the snapshot as the
+        composition of those layers, which was validated then: so no pydantic,
+        no merge, no OmegaConf. Any edit to a layer changes its stat, and the
+        next read composes and validates it again. Leaves ``entries`` as they are.
+        """
+        if self.entry_override_texts:
+            return None
+        files = self.layer_files()
+        stamps = SnapshotStamps(files, self.dynamic)
+        stats = stamps.current()
+        if not stamps.matches(stats):
+            return None
+        try:
+            raw = read_regular_file(files.snapshot, self.max_layer_bytes())
+        except OSError:
+            return None
+        if stamps.current() != stats:  # replaced while we read it
+            return None
+        import json
+
+        with _gc_paused():
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                return None
+        if not isinstance(data, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("name"), str) for e in data
+        ):
+            return None
+        return data
 
     def _load_snapshot(self, files: LayerFiles) -> bool:
         stamps = SnapshotStamps(files, self.dynamic)
@@ -226,9 +289,15 @@ class Registry:
         # In place, so a caller's ``entries = load_registry()`` stays current.
         self.entries.clear()
         self.entries.update(fresh)
+        self.prepared.clear()
 
     def ensure_loaded(self) -> dict[str, RegistryEntry]:
-        return self.load() if self.is_stale() else self.entries
+        if not self.is_stale():
+            return self.entries
+        if self._batch is not None and self._batch.pending and self._batch.active():
+            self.flush_saves()  # merges this run's changes with the edit, then reloads
+            return self.entries
+        return self.load()
 
     def _ensure_composed(self) -> tuple[Sources, Composed]:
         if self._sources is None or self._composed is None or self.is_stale():
@@ -316,14 +385,47 @@ class Registry:
 
     # --- writing -------------------------------------------------------------
 
+    def defer_saves(self, batch: SaveBatch | None, hash_cache: Any = None) -> None:
+        """From now on ``save()`` writes in batches (``None``: at once again);
+        ``flush_saves()`` writes what is pending. ``hash_cache``: the one stat
+        cache every hash of the run uses (``batch.before_write`` saves it)."""
+        self._batch = batch
+        self._shared_hash_cache = hash_cache
+
+    @property
+    def shared_hash_cache(self) -> Any:
+        """The run's stat cache, in the process whose batch saves it; else None."""
+        batch = self._batch
+        return self._shared_hash_cache if batch is not None and batch.active() else None
+
+    def flush_saves(self) -> bool:
+        """Write the saves a ``SaveBatch`` deferred; True when a layer changed."""
+        batch = self._batch
+        if batch is None or not batch.active():
+            return False
+        if batch.before_write is not None:
+            batch.before_write()
+        if not batch.pending:
+            return False
+        changed = self._save_now()
+        batch.written()
+        return changed
+
     def save(self) -> bool:
-        """Persist what this process changed into the discovered layer.
+        """Persist what this process changed into the discovered layer
+        (under a ``SaveBatch``, when the batch is due: see ``defer_saves``).
 
         Re-reads the layers under the lock and applies only the fields that
         differ from what this process loaded, so concurrent writers of other
         entries or fields lose nothing. Never writes the curated layer.
         Returns True when a layer file changed.
         """
+        batch = self._batch
+        if batch is not None and batch.active():
+            return self.flush_saves() if batch.note() else False
+        return self._save_now()
+
+    def _save_now(self) -> bool:
         if self.files is None:
             return False
         changes, removed = self._changes()

@@ -74,17 +74,55 @@ def select_model(
     registry: Registry | None = None,
 ) -> SelectedModel:
     """Resolve a logical model name to its endpoint; ``CapabilityError`` if it
-    lacks a required capability (synonyms such as ``vl`` are accepted)."""
+    lacks a required capability (synonyms such as ``vl`` are accepted).
+
+    Cheap enough to call per request: the freshness check is a stat of the two
+    layer files (an edit saved before the call is seen), and the answer comes
+    from an index built once per loaded registry."""
     registry = registry or default_registry()
     entry = registry.get(name)
-    missing = missing_capability(entry, require_capabilities or ())
-    if missing:
-        raise CapabilityError(f"model {name!r} lacks required capability {missing!r}")
-    capabilities = entry.normalized_capabilities()
-    return SelectedModel(
+    prepared = _prepared(registry, entry)
+    capabilities = prepared.capabilities
+    for wanted in require_capabilities or ():
+        canonical = canonical_capability(wanted)
+        if canonical is None:
+            raise CapabilityError(f"unknown capability {wanted!r}")
+        if not capabilities[canonical]:
+            raise CapabilityError(f"model {name!r} lacks required capability {canonical!r}")
+    # A copy of the prepared answer with the caller's own capability map,
+    # made without the frozen dataclass's per-field __setattr__ (a third of a call).
+    selected = object.__new__(SelectedModel)
+    fields = selected.__dict__
+    fields.update(prepared.__dict__)
+    fields["capabilities"] = dict(capabilities)
+    return selected
+
+
+def _prepared(registry: Registry, entry: RegistryEntry) -> SelectedModel:
+    """``entry``'s selection, built once per loaded registry. Rebuilt when
+    the entry object, its capabilities or its endpoint fields were replaced
+    in memory since (``registry.prepared`` is emptied by every load)."""
+    index = registry.prepared.setdefault("select_model", {})
+    config = entry.backend_config
+    key = (
+        entry.capabilities,
+        config,
+        entry.backend,
+        entry.served_model_id,
+        config.port,
+        config.host,
+        config.base_url,
+    )
+    hit = index.get(entry.name)
+    # Tuple equality tries identity first: a replaced dict or model compares by value.
+    if hit is not None and hit[0] is entry and hit[1] == key:
+        return hit[2]
+    selected = SelectedModel(
         logical_name=entry.name,
         endpoint_url=endpoint_url(entry, registry.cfg),
         backend=entry.backend,
         internal_model_id=entry.served_id or entry.name,
-        capabilities=capabilities,
+        capabilities=entry.normalized_capabilities(),
     )
+    index[entry.name] = (entry, key, selected)
+    return selected

@@ -113,6 +113,9 @@ def orchestra_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.delenv("VLLM_STANDIN_MODE", raising=False)
     port = free_port()
     overrides = [f"orchestrator.port={port}", standin_command(), "orchestrator.start_timeout_s=60"]
+    # The real 2 s pause before starting a server after stopping one proves
+    # nothing here (tests/test_orchestrator_launch.py checks its default).
+    overrides.append("orchestrator.restart_backoff_s=0")
     yield Orchestra(registry, models, state_file, port, overrides)
     # Even when the test failed: end every process it started, then say so.
     kill_marked(CASE_MARKER, case)

@@ -51,6 +51,7 @@ def test_the_quickstart_is_two_commands_the_demo_list_and_the_tests():
     assert commands == ["./uvw run imageworks-loader list", "./uvw run pytest"]
 
 
+@pytest.mark.network  # installs uv from PyPI, as on a fresh machine: CI only
 @pytest.mark.skipif(
     not SYSTEM_PYTHON.is_file() or not externally_managed(SYSTEM_PYTHON),
     reason="needs a system python3 that is externally managed (PEP 668), as on Debian/Ubuntu",

@@ -6,7 +6,6 @@ import difflib
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import CURATED, DISCOVERED, SNAPSHOT, folder_digest, read_json, write_json
@@ -148,11 +147,11 @@ WRITER = """
 import sys
 from loader.config import load_config
 from loader.registry import Registry
-folder, name, barrier = sys.argv[1], sys.argv[2], float(sys.argv[3])
+folder, name = sys.argv[1], sys.argv[2]
 registry = Registry(load_config([f"registry.dir={folder}"]))
 entry = registry.get(name)
-import time
-time.sleep(max(0.0, barrier - time.time()))  # all writers save at the same moment
+print("ready", flush=True)
+sys.stdin.readline()  # the barrier: every writer has loaded; all save at once
 entry.version_lock.locked = True
 entry.performance.rolling_samples = 7
 registry.save()
@@ -161,15 +160,34 @@ registry.save()
 
 def test_concurrent_writers_of_different_entries_lose_nothing(real_registry, isolated_cache):
     names = [e["name"] for e in read_json(real_registry / DISCOVERED)]
-    barrier = time.time() + 3.0
     env = dict(os.environ, IMAGEWORKS_LOADER_CACHE=str(isolated_cache))
+    # Compose the writers' config once here: 16 Hydra compositions at once
+    # would cost seconds and prove nothing about concurrent saves.
+    load_config([f"registry.dir={real_registry}"])
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(real_registry), name, str(barrier)], env=env
+            [sys.executable, "-c", WRITER, str(real_registry), name],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for name in names
     ]
-    assert [p.wait(timeout=120) for p in procs] == [0] * len(names)
+    try:
+        # Wait until every writer has loaded the registry, then release them all.
+        assert [p.stdout.readline() for p in procs] == ["ready\n"] * len(names)
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        assert [p.wait(timeout=120) for p in procs] == [0] * len(names)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdin.close()
+            p.stdout.close()
     saved = read_json(real_registry / DISCOVERED)
     assert [e["name"] for e in saved] == names
     assert all(e["version_lock"]["locked"] for e in saved)

@@ -201,7 +201,15 @@ class PipelineReporter(ConsoleReporter):
         self.record.runtime_errors.append(msg)
         self._log("error", "runtime-error", None, msg.strip())
 
+    def _flush(self) -> None:
+        """Write the registry records the run deferred (``loader/savebatch.py``)."""
+        try:
+            self.graph.flush()
+        except RegistryError as exc:
+            self.runtime_error(f"recording the run's results: {exc}")
+
     def complete_run(self) -> None:
+        self._flush()
         record = self.record
         record.finished_at = now()
         record.duration_s = time.monotonic() - record.started
