@@ -7,9 +7,11 @@ lock only, and the caller saves.
 
 A lock made by the ImageWorks loader on a model folder may hold its *legacy
 subset* hash: sha256 over the sorted hex digests of the few config and
-tokenizer files at the folder's root. ``verify`` recognises it: when the
-subset still matches, the lock holds with a warning that the weights are not
-covered (re-pin with ``lock --set-expected``).
+tokenizer files at the folder's root. Its ``lock --set-expected`` pins that
+formula on download-tracked entries too (every hashed entry of the real
+registry). ``verify`` recognises it on either kind: when the subset still
+matches, the lock holds with a warning that the weights are not covered
+(re-pin with ``lock --set-expected``).
 """
 
 from __future__ import annotations
@@ -167,7 +169,6 @@ def verify_model(
         and expected
         and expected != aggregate
         and artifact_set.kind == "files"
-        and not entry.download_files
         and expected == legacy_subset_sha256(files)
     )
     violated = bool(lock.locked and expected and expected != aggregate and not legacy)
