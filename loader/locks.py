@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import RegistryError, VersionLockViolation
+from .errors import ArtifactNameError, RegistryError, VersionLockViolation
 from .hashing import ArtifactSet, HashCache, HashStats, aggregate_sha256, changed_files, hash_files
 from .hashing import resolve_artifact_set as _resolve
 from .registry import Registry, default_registry
@@ -155,9 +155,21 @@ def verify_model(
     the entry is left as it was, so the last good record survives.
     """
     registry = registry or default_registry()
-    artifact_set, files, stats = _hash_entry(
-        entry, registry, rehash=rehash, progress=progress, cache=cache
-    )
+    try:
+        artifact_set, files, stats = _hash_entry(
+            entry, registry, rehash=rehash, progress=progress, cache=cache
+        )
+    except ArtifactNameError as exc:
+        lock = entry.version_lock
+        if enforce_lock and lock.locked and lock.expected_aggregate_sha256:
+            # A locked model's files now include a name no lock can cover:
+            # they have changed, and the aggregate cannot be trusted to say so.
+            raise VersionLockViolation(
+                f"{exc}; the model is locked, so its files have changed",
+                name=entry.name,
+                expected=lock.expected_aggregate_sha256,
+            ) from None
+        raise
     aggregate = aggregate_sha256(files)
     lock = entry.version_lock
     expected = lock.expected_aggregate_sha256
