@@ -9,6 +9,7 @@ environment variables they read, so a warm start needs no OmegaConf either.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -288,13 +289,17 @@ def load_config(overrides: Sequence[str] = ()) -> Config:
 def write_cache_file(path: Path, data: Any) -> None:
     """Store JSON in the user's cache, atomically, ignoring failures: a cache
     only saves time, and a read-only or full cache folder must not stop a command."""
+    from .layers import remove_dead_temps, temp_path
+
+    tmp = temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        remove_dead_temps(path)  # this host's writers killed mid-write
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def registry_dir(cfg: Config) -> Path:
