@@ -129,9 +129,10 @@ def arrange_hydra_args(hydra_args: Sequence[str]) -> list[str]:
     return flags + overrides
 
 
-def _run_job(operation: str, cfg: Any) -> dict[str, Any]:
+def _run_job(operation: str, cfg: Any, reference: Any = None) -> dict[str, Any]:
     """One job of an app: its result, exit code and error lines, as plain data
-    (a launcher's job may run in another process or on another host)."""
+    (a launcher's job may run in another process or on another host).
+    ``reference``: the default configuration (see ``Registry``)."""
     from omegaconf import OmegaConf
 
     from .operations import Outcome
@@ -144,7 +145,7 @@ def _run_job(operation: str, cfg: Any) -> dict[str, Any]:
         if key in cfg
     }
     try:
-        registry = Registry(cfg, defer_snapshot_refresh=True)
+        registry = Registry(cfg, defer_snapshot_refresh=True, reference_cfg=reference)
         result = op.call(registry, arguments)
     except RegistryError as exc:
         return {"exit_code": exc.exit_code, "errors": [f"error: {exc}"]}
@@ -193,14 +194,19 @@ def run_app(operation: str, hydra_args: Sequence[str]) -> int:
     from hydra.types import RunMode
     from omegaconf import DictConfig
 
+    from .config import load_config
+
     hydra_args = arrange_hydra_args(hydra_args)
     check_override_grammar(hydra_args)
     worst = EXIT_OK
+    # Composed here, outside hydra.main: a job whose overrides change the
+    # snapshot compares itself with it and leaves the shared snapshot alone.
+    reference = load_config(())
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base=None)
     def app(cfg: DictConfig) -> None:
         nonlocal worst
-        job = _run_job(operation, cfg)
+        job = _run_job(operation, cfg, reference)
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode == RunMode.MULTIRUN:
             folder = Path(hydra_cfg.runtime.output_dir)

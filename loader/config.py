@@ -85,10 +85,18 @@ class Config:
     the environment variables it read, so a warm start needs no OmegaConf.
     """
 
-    def __init__(self, raw: dict[str, Any], resolved_data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        raw: dict[str, Any],
+        resolved_data: dict[str, Any] | None = None,
+        overrides: Sequence[str] | None = None,
+    ) -> None:
         self.raw = raw
         self._resolved = resolved_data
         self._omegaconf: DictConfig | None = None
+        # The Hydra overrides it was composed with: () is the default
+        # configuration; None is unknown (composed elsewhere, e.g. by Hydra).
+        self.overrides: tuple[str, ...] | None = None if overrides is None else tuple(overrides)
 
     @classmethod
     def from_omegaconf(cls, cfg: DictConfig) -> Config:
@@ -276,11 +284,11 @@ def load_config(overrides: Sequence[str] = ()) -> Config:
         cached, raw = {}, compose_with_hydra(overrides)
     env_names = _env_dependencies(raw)
     if env_names is None:
-        return Config(raw)
+        return Config(raw, overrides=overrides)
     env = {name: os.environ.get(name) for name in env_names}
     if cached.get("env") == env and isinstance(cached.get("resolved"), dict):
-        return Config(raw, cached["resolved"])
-    config = Config(raw)
+        return Config(raw, cached["resolved"], overrides=overrides)
+    config = Config(raw, overrides=overrides)
     if config.fully_resolved:
         write_cache_file(cache_file, {"raw": raw, "env": env, "resolved": config.resolved})
     return config

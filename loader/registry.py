@@ -31,7 +31,7 @@ from .compose import (
     validate,
 )
 from .config import Config, load_config
-from .errors import RegistryLoadError, RegistryWriteError, UnknownModelError
+from .errors import RegistryError, RegistryLoadError, RegistryWriteError, UnknownModelError
 from .layers import (
     DEFAULT_MAX_LAYER_BYTES,
     LOCK_TIMEOUT_S,
@@ -84,10 +84,15 @@ class Registry:
         entry_overrides: Sequence[str] = (),
         *,
         defer_snapshot_refresh: bool = False,
+        reference_cfg: Config | None = None,
     ) -> None:
         """``defer_snapshot_refresh``: a load that finds the snapshot stale only
         notes it; ``flush_snapshot()`` writes it (front doors call it once the
-        operation succeeded, so a refused command changes no file)."""
+        operation succeeded, so a refused command changes no file).
+
+        ``reference_cfg``: the default configuration, which a run composed
+        with overrides compares itself with before writing the shared snapshot
+        (``loader.one_run``); composed on demand when not given."""
         if cfg is None:
             cfg = load_config()
         elif not isinstance(cfg, Config):
@@ -98,6 +103,10 @@ class Registry:
         self.entry_override_texts = [*configured, *entry_overrides]
         self.entries: dict[str, RegistryEntry] = {}
         self.defer_snapshot_refresh = defer_snapshot_refresh
+        self.reference_cfg = reference_cfg
+        # Why the last write_snapshot() kept the snapshot as it was (a one-run
+        # config override it depends on), or None.
+        self.snapshot_kept: str | None = None
         self._snapshot_pending = False
         self.files: LayerFiles | None = None
         self._sources: Sources | None = None
@@ -287,6 +296,9 @@ class Registry:
         files = self.files
         assert files is not None
         self._snapshot_pending = False  # whatever happens next, this load's refresh is done
+        self.snapshot_kept = self._one_run_difference(sources)
+        if self.snapshot_kept is not None:
+            return False  # shared: never written with values only this run sees
         if not os.access(files.folder, os.W_OK):
             # A read-only registry (a shared or mounted copy): nothing can be
             # written, but a snapshot that is already right can still serve.
@@ -303,6 +315,20 @@ class Registry:
             written = write_if_changed(files.snapshot, self.snapshot_pieces())
             self._record_stamps(files, sources)
             return written
+
+    def _one_run_difference(self, sources: Sources) -> str | None:
+        """The config key by which this run's snapshot would differ from the
+        default configuration's, or None (see ``loader.one_run``)."""
+        if self.cfg.overrides == ():
+            return None  # the default configuration itself
+        if self.reference_cfg is None:
+            try:
+                self.reference_cfg = load_config(())
+            except RegistryError as exc:
+                return f"(the default configuration: {exc})"
+        from .one_run import snapshot_difference
+
+        return snapshot_difference(self.cfg, self.reference_cfg, sources)
 
     def _layers_changed(self, files: LayerFiles) -> bool:
         return (stat_stamp(files.curated), stat_stamp(files.discovered)) != self._stamp
