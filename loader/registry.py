@@ -107,6 +107,8 @@ class Registry:
         # Why the last write_snapshot() kept the snapshot as it was (a one-run
         # config override it depends on), or None.
         self.snapshot_kept: str | None = None
+        # Entries this process removed (``remove_entry``): gone from the snapshot too.
+        self._removed: set[str] = set()
         self._snapshot_pending = False
         self.files: LayerFiles | None = None
         self._sources: Sources | None = None
@@ -310,11 +312,26 @@ class Registry:
             if only_if_layers_unchanged and self._layers_changed(files):
                 return False  # another writer got there first; it refreshes the snapshot
             unchanged = SnapshotStamps(files, self.dynamic).snapshot_unchanged()
-            if not unchanged and _snapshot_only_names(files.snapshot, sources):
+            if not unchanged and _snapshot_only_names(files.snapshot, sources, self._removed):
                 return False  # hand-edited entries: kept until `migrate` adopts them
             written = write_if_changed(files.snapshot, self.snapshot_pieces())
+            if written:  # a snapshot left as it was keeps its record
+                self._record_names(files.snapshot)
             self._record_stamps(files, sources)
             return written
+
+    def _record_names(self, snapshot: Path) -> None:
+        # Which names the snapshot now holds came from the layers (see
+        # loader.snapshot_record): a later removal from them is told apart
+        # from an entry added to the snapshot by hand.
+        from .snapshot_record import write_record
+
+        _, composed = self._ensure_composed()
+        try:
+            data = snapshot.read_bytes()
+        except OSError:
+            return
+        write_record(snapshot, data, list(composed.order))
 
     def _one_run_difference(self, sources: Sources) -> str | None:
         """The config key by which this run's snapshot would differ from the
@@ -353,6 +370,7 @@ class Registry:
         if self.files is None:
             return False
         changes, removed = self._changes()
+        self._removed |= removed
         files = self.files
         with registry_lock(files.folder):
             fresh = _sources(files, *self._read_layers(files))
@@ -545,18 +563,28 @@ def _sources(files: LayerFiles, curated: bytes | None, discovered: bytes | None)
     )
 
 
-def _snapshot_only_names(snapshot: Path, sources: Sources) -> list[str]:
-    """Names in the snapshot that neither layer has, with a warning naming them."""
+def _snapshot_only_names(
+    snapshot: Path, sources: Sources, removed: Iterable[str] = ()
+) -> list[str]:
+    """Names in the snapshot that neither layer has and that were added to it
+    by hand, with a warning naming them. Names that were in the layers when
+    the snapshot was written, or that this process removed, are not."""
     import json
 
+    from .snapshot_record import hand_added, read_record
+
     try:
-        data = json.loads(snapshot.read_bytes())
+        raw = snapshot.read_bytes()
+        data = json.loads(raw)
         names = [e["name"] for e in data if isinstance(e, dict) and isinstance(e.get("name"), str)]
     except (OSError, ValueError, TypeError):
         return []  # no snapshot, or one that is no registry: nothing to keep
     layered = {e["name"] for e in sources.curated.entries}
     layered.update(e["name"] for e in sources.discovered.entries)
+    layered.update(removed)
     only = [name for name in names if name not in layered]
+    if only:
+        only = hand_added(only, raw, read_record(snapshot))
     if only:
         print(
             f"warning: {snapshot}: entries only in the merged snapshot (hand-edited): "
