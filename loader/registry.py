@@ -46,6 +46,7 @@ from .layers import (
 )
 from .schema import RegistryEntry, canonical_only, clean_served_model_id
 from .snapshot import LayerFiles, SnapshotStamps, Stat, layer_files_for, stat_stamp
+from .snapshot_record import snapshot_only_names
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -312,7 +313,7 @@ class Registry:
             if only_if_layers_unchanged and self._layers_changed(files):
                 return False  # another writer got there first; it refreshes the snapshot
             unchanged = SnapshotStamps(files, self.dynamic).snapshot_unchanged()
-            if not unchanged and _snapshot_only_names(files.snapshot, sources, self._removed):
+            if not unchanged and snapshot_only_names(files.snapshot, sources, self._removed):
                 return False  # hand-edited entries: kept until `migrate` adopts them
             written = write_if_changed(files.snapshot, self.snapshot_pieces())
             if written:  # a snapshot left as it was keeps its record
@@ -341,8 +342,10 @@ class Registry:
         if self.reference_cfg is None:
             try:
                 self.reference_cfg = load_config(())
-            except RegistryError as exc:
-                return f"(the default configuration: {exc})"
+            except (RegistryError, ValueError) as exc:
+                # e.g. inside a caller's own Hydra app, whose global Hydra state
+                # forbids composing another config: then never write.
+                return f"(the default configuration could not be composed: {exc})"
         from .one_run import snapshot_difference
 
         return snapshot_difference(self.cfg, self.reference_cfg, sources)
@@ -561,38 +564,6 @@ def _sources(files: LayerFiles, curated: bytes | None, discovered: bytes | None)
         curated=layer_from_bytes(files.curated, curated),
         discovered=layer_from_bytes(files.discovered, discovered),
     )
-
-
-def _snapshot_only_names(
-    snapshot: Path, sources: Sources, removed: Iterable[str] = ()
-) -> list[str]:
-    """Names in the snapshot that neither layer has and that were added to it
-    by hand, with a warning naming them. Names that were in the layers when
-    the snapshot was written, or that this process removed, are not."""
-    import json
-
-    from .snapshot_record import hand_added, read_record
-
-    try:
-        raw = snapshot.read_bytes()
-        data = json.loads(raw)
-        names = [e["name"] for e in data if isinstance(e, dict) and isinstance(e.get("name"), str)]
-    except (OSError, ValueError, TypeError):
-        return []  # no snapshot, or one that is no registry: nothing to keep
-    layered = {e["name"] for e in sources.curated.entries}
-    layered.update(e["name"] for e in sources.discovered.entries)
-    layered.update(removed)
-    only = [name for name in names if name not in layered]
-    if only:
-        only = hand_added(only, raw, read_record(snapshot))
-    if only:
-        print(
-            f"warning: {snapshot}: entries only in the merged snapshot (hand-edited): "
-            f"{', '.join(repr(n) for n in only)}; the snapshot is not rewritten, so they "
-            "are kept; adopt them into the discovered layer with: imageworks-loader migrate",
-            file=sys.stderr,
-        )
-    return only
 
 
 def _unknown_message(name: str, entries: Iterable[str], folder: Path | str) -> str:

@@ -17,10 +17,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .layers import atomic_write_bytes, remove_dead_temps
+
+if TYPE_CHECKING:
+    from .compose import Sources
 
 _FORMAT = 1
 
@@ -77,3 +83,29 @@ def hand_added(snapshot_names: list[str], data: bytes, record: SnapshotRecord | 
     if record.matches(data):
         return []  # the file is what this loader wrote: nothing was added by hand
     return [name for name in snapshot_names if name not in record.names]
+
+
+def snapshot_only_names(snapshot: Path, sources: Sources, removed: Iterable[str] = ()) -> list[str]:
+    """Names in the snapshot that neither layer has and that were added to it
+    by hand, with a warning naming them. Names that were in the layers when
+    the snapshot was written, or that this process removed, are not."""
+    try:
+        raw = snapshot.read_bytes()
+        data = json.loads(raw)
+        names = [e["name"] for e in data if isinstance(e, dict) and isinstance(e.get("name"), str)]
+    except (OSError, ValueError, TypeError):
+        return []  # no snapshot, or one that is no registry: nothing to keep
+    layered = {e["name"] for e in sources.curated.entries}
+    layered.update(e["name"] for e in sources.discovered.entries)
+    layered.update(removed)
+    only = [name for name in names if name not in layered]
+    if only:
+        only = hand_added(only, raw, read_record(snapshot))
+    if only:
+        print(
+            f"warning: {snapshot}: entries only in the merged snapshot (hand-edited): "
+            f"{', '.join(repr(n) for n in only)}; the snapshot is not rewritten, so they "
+            "are kept; adopt them into the discovered layer with: imageworks-loader migrate",
+            file=sys.stderr,
+        )
+    return only
