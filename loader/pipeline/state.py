@@ -97,7 +97,9 @@ def _damage(database: Path) -> str | None:
             f"{database}: cannot read doit's database ({exc.strerror})"
         ) from None
     try:
-        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        # Not read-only: a hot journal left by a killed run is rolled back here,
+        # as doit's own open would.
+        conn = sqlite3.connect(database)
     except sqlite3.Error as exc:
         raise RegistryWriteError(f"{database}: cannot open doit's database ({exc})") from None
     try:
