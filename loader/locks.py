@@ -181,7 +181,7 @@ def verify_model(
         and expected
         and expected != aggregate
         and artifact_set.kind == "files"
-        and expected == legacy_subset_sha256(files)
+        and expected == legacy_subset_sha256(_with_root_subset(artifact_set, files, registry))
     )
     violated = bool(lock.locked and expected and expected != aggregate and not legacy)
     if violated and enforce_lock:
@@ -219,6 +219,29 @@ def verify_model(
         cache_hits=stats.cache_hits,
         warning=_legacy_warning(entry.name) if legacy else None,
     )
+
+
+def _with_root_subset(
+    artifact_set: ArtifactSet, files: list[dict[str, str]], registry: Registry
+) -> list[dict[str, str]]:
+    """``files`` plus the legacy subset files at the root that a download
+    list leaves out: ImageWorks hashed those present, listed or not."""
+    listed = {f["path"] for f in files}
+    extra = [n for n in LEGACY_SUBSET_FILES if n not in listed]
+    extra = [n for n in extra if (artifact_set.root / n).is_file()]
+    if not extra:
+        return files
+    try:
+        subset = _resolve(
+            name=artifact_set.name,
+            model_path=None,
+            download_path=str(artifact_set.root),
+            download_files=extra,
+            ollama_models_dir=artifact_set.root,
+        )
+        return files + hash_artifacts(registry, subset, cache=None, progress=False)
+    except RegistryError:
+        return files  # unreadable, or a link leaving the root: not part of the subset
 
 
 def _hash_entry(

@@ -132,3 +132,16 @@ def test_the_real_registrys_florence_lock_shape_is_download_tracked():
     entry = next(e for e in read_json(REAL_REGISTRY / DISCOVERED) if e["name"] == FLORENCE)
     assert entry["download_files"] and entry["artifacts"]["files"]
     assert json.dumps(entry["version_lock"])  # a lock record ImageWorks wrote
+
+
+def test_a_subset_lock_counts_root_subset_files_that_the_download_list_omits(tmp_path):
+    """ImageWorks hashes the subset files present at the folder's root,
+    whether or not ``download_files`` lists them."""
+    folder, model = _tracked_entry_with_subset_lock(tmp_path)
+    discovered = read_json(folder / DISCOVERED)
+    discovered[0]["download_files"] = ["model.safetensors", "tokenizer.json"]
+    write_json(folder / DISCOVERED, discovered)  # config.json is at the root, unlisted
+    result = run_cli("verify", FLORENCE, env={"IMAGEWORKS_REGISTRY_DIR": str(folder)})
+    assert result.returncode == 0, result.stderr
+    assert result.json()["status"] == "legacy-lock"
+    assert result.json()["files"] == 2  # the listed files only are the model's files
