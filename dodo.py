@@ -5,7 +5,7 @@
     doit info 'hash:NAME'     why a task would run
     doit refresh              everything, then the JSON report and Markdown summary
     doit registry.dir=/srv/configs profile=ci     Hydra overrides, as on the CLI
-    doit snapshot overrides="registry.dir=/srv/configs backends.vllm.port=8001"
+    doit snapshot overrides="registry.dir=/srv/configs profile=ci"
 
 The graph is built in loader/tasks.py from the same operations the CLI calls.
 """

@@ -55,9 +55,84 @@ def check_override_grammar(hydra_args: Sequence[str]) -> None:
     compose_with_hydra(plain)  # unknown keys and bad values, also in one line
 
 
-def _run_job(operation: str, cfg: Any) -> dict[str, Any]:
+# Hydra's own command-line flags: those taking a value, with its choices (None: any).
+_VALUE_FLAGS: dict[str, tuple[str, ...] | None] = {
+    "--cfg": ("job", "hydra", "all"),
+    "-c": ("job", "hydra", "all"),
+    "--package": None,
+    "-p": None,
+    "--config-path": None,
+    "-cp": None,
+    "--config-name": None,
+    "-cn": None,
+    "--config-dir": None,
+    "-cd": None,
+    "--experimental-rerun": None,
+}
+_INFO_FLAGS = ("--info", "-i")
+_INFO_CHOICES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
+_PLAIN_FLAGS = (
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--version",
+    "--resolve",
+    "--run",
+    "-r",
+    "--multirun",
+    "-m",
+    "--shell-completion",
+    "-sc",
+)
+
+
+def arrange_hydra_args(hydra_args: Sequence[str]) -> list[str]:
+    """Hydra's flags first, then the overrides, so ``k=1,2 -m`` sweeps as
+    ``-m k=1,2`` does (Hydra's argparse refuses an override after a flag that
+    follows other overrides). An unknown flag or a bad flag value is a usage
+    error in one line (argparse would exit 2, the code kept for integrity)."""
+    flags: list[str] = []
+    overrides: list[str] = []
+    words = list(hydra_args)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if not word.startswith("-"):
+            overrides.append(word)
+            continue
+        flag, has_value, value = word.partition("=")
+        if flag in _PLAIN_FLAGS and not has_value:
+            flags.append(word)
+        elif flag in _VALUE_FLAGS:
+            if not has_value:
+                if i >= len(words):
+                    raise OverrideError(f"Hydra flag {flag} needs a value")
+                value, i = words[i], i + 1
+            choices = _VALUE_FLAGS[flag]
+            if choices is not None and value not in choices:
+                raise OverrideError(
+                    f"Hydra flag {flag}: {value!r} is not one of {', '.join(choices)}"
+                )
+            flags += [flag, value]
+        elif flag in _INFO_FLAGS:
+            if not has_value and i < len(words) and words[i] in _INFO_CHOICES:
+                value, has_value, i = words[i], "=", i + 1
+            if has_value and value not in _INFO_CHOICES:
+                raise OverrideError(
+                    f"Hydra flag {flag}: {value!r} is not one of {', '.join(_INFO_CHOICES)}"
+                )
+            flags += [flag, value] if has_value else [flag]
+        else:
+            known = sorted({*_PLAIN_FLAGS, *_VALUE_FLAGS, *_INFO_FLAGS})
+            raise OverrideError(f"unknown Hydra flag {word!r} (flags: {' '.join(known)})")
+    return flags + overrides
+
+
+def _run_job(operation: str, cfg: Any, reference: Any = None) -> dict[str, Any]:
     """One job of an app: its result, exit code and error lines, as plain data
-    (a launcher's job may run in another process or on another host)."""
+    (a launcher's job may run in another process or on another host).
+    ``reference``: the default configuration (see ``Registry``)."""
     from omegaconf import OmegaConf
 
     from .operations import Outcome
@@ -70,7 +145,7 @@ def _run_job(operation: str, cfg: Any) -> dict[str, Any]:
         if key in cfg
     }
     try:
-        registry = Registry(cfg, defer_snapshot_refresh=True)
+        registry = Registry(cfg, defer_snapshot_refresh=True, reference_cfg=reference)
         result = op.call(registry, arguments)
     except RegistryError as exc:
         return {"exit_code": exc.exit_code, "errors": [f"error: {exc}"]}
@@ -119,13 +194,19 @@ def run_app(operation: str, hydra_args: Sequence[str]) -> int:
     from hydra.types import RunMode
     from omegaconf import DictConfig
 
+    from .config import load_config
+
+    hydra_args = arrange_hydra_args(hydra_args)
     check_override_grammar(hydra_args)
     worst = EXIT_OK
+    # Composed here, outside hydra.main: a job whose overrides change the
+    # snapshot compares itself with it and leaves the shared snapshot alone.
+    reference = load_config(())
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base=None)
     def app(cfg: DictConfig) -> None:
         nonlocal worst
-        job = _run_job(operation, cfg)
+        job = _run_job(operation, cfg, reference)
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode == RunMode.MULTIRUN:
             folder = Path(hydra_cfg.runtime.output_dir)
@@ -138,7 +219,14 @@ def run_app(operation: str, hydra_args: Sequence[str]) -> int:
     saved = sys.argv
     sys.argv = [f"imageworks-loader-{operation}", *argv]
     try:
-        app()
+        try:
+            app()
+        except SystemExit as exc:
+            if exc.code not in (0, None):  # Hydra's argparse or its error report
+                raise OverrideError(
+                    f"Hydra refused the command line (exit {exc.code}); see above"
+                ) from None
+            return EXIT_OK  # --help, --hydra-help, --version
         if sweep_dir is not None or any(a in ("-m", "--multirun") for a in argv):
             worst = max(worst, _collect_sweep(operation, sweep_dir or _given_sweep_dir(argv)))
     finally:
@@ -183,11 +271,13 @@ def _collect_sweep(operation: str, folder: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    names = ", ".join(OPERATIONS)
+    usage = f"usage: python -m loader.apps OPERATION [overrides] [Hydra flags]; one of: {names}"
+    if args and args[0] in ("-h", "--help"):
+        print(usage)
+        return EXIT_OK
     if not args or args[0] not in OPERATIONS:
-        names = ", ".join(OPERATIONS)
-        print(
-            f"usage: python -m loader.apps OPERATION [overrides]; one of: {names}", file=sys.stderr
-        )
+        print(usage if not args else f"{usage} (not {args[0]!r})", file=sys.stderr)
         return EXIT_USAGE
     try:
         return run_app(args[0], args[1:])

@@ -13,6 +13,7 @@ everything here that changes a value copies along its path.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -377,6 +378,7 @@ def validate(
     from .schema import RegistryEntry
 
     entries: dict[str, RegistryEntry] = {}
+    _warn_zero_ports(result, sources, dynamic)
     for name in result.order:
         try:
             entries[name] = RegistryEntry.model_validate(result.merged[name])
@@ -390,6 +392,26 @@ def validate(
                 f"{where}: {_dotted(error['loc'])}: {words}{shown}"
             ) from None
     return entries
+
+
+def _warn_zero_ports(result: Composed, sources: Sources, dynamic: DynamicFields) -> None:
+    """One line naming the entries whose ``backend_config.port`` is ``0``: ImageWorks
+    writes it for "no port", and the backend's default port is used instead."""
+    zero = []
+    for name in result.order:
+        config = result.merged[name].get("backend_config")
+        port = config.get("port") if isinstance(config, dict) else None
+        if port == 0 and not isinstance(port, bool):
+            zero.append(name)
+    if not zero:
+        return
+    where = _where(result, sources, dynamic, zero[0], ("backend_config", "port"))
+    more = f" (also {', '.join(repr(n) for n in zero[1:])})" if zero[1:] else ""
+    print(
+        f"warning: {where}: backend_config.port: 0 means no port, so the backend's default "
+        f"port is used (as ImageWorks reads it){more}",
+        file=sys.stderr,
+    )
 
 
 def _dotted(loc: Sequence[Any]) -> str:

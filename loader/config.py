@@ -9,6 +9,7 @@ environment variables they read, so a warm start needs no OmegaConf either.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -84,10 +85,18 @@ class Config:
     the environment variables it read, so a warm start needs no OmegaConf.
     """
 
-    def __init__(self, raw: dict[str, Any], resolved_data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        raw: dict[str, Any],
+        resolved_data: dict[str, Any] | None = None,
+        overrides: Sequence[str] | None = None,
+    ) -> None:
         self.raw = raw
         self._resolved = resolved_data
         self._omegaconf: DictConfig | None = None
+        # The Hydra overrides it was composed with: () is the default
+        # configuration; None is unknown (composed elsewhere, e.g. by Hydra).
+        self.overrides: tuple[str, ...] | None = None if overrides is None else tuple(overrides)
 
     @classmethod
     def from_omegaconf(cls, cfg: DictConfig) -> Config:
@@ -275,11 +284,11 @@ def load_config(overrides: Sequence[str] = ()) -> Config:
         cached, raw = {}, compose_with_hydra(overrides)
     env_names = _env_dependencies(raw)
     if env_names is None:
-        return Config(raw)
+        return Config(raw, overrides=overrides)
     env = {name: os.environ.get(name) for name in env_names}
     if cached.get("env") == env and isinstance(cached.get("resolved"), dict):
-        return Config(raw, cached["resolved"])
-    config = Config(raw)
+        return Config(raw, cached["resolved"], overrides=overrides)
+    config = Config(raw, overrides=overrides)
     if config.fully_resolved:
         write_cache_file(cache_file, {"raw": raw, "env": env, "resolved": config.resolved})
     return config
@@ -288,13 +297,17 @@ def load_config(overrides: Sequence[str] = ()) -> Config:
 def write_cache_file(path: Path, data: Any) -> None:
     """Store JSON in the user's cache, atomically, ignoring failures: a cache
     only saves time, and a read-only or full cache folder must not stop a command."""
+    from .layers import remove_dead_temps, temp_path
+
+    tmp = temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        remove_dead_temps(path)  # this host's writers killed mid-write
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def registry_dir(cfg: Config) -> Path:

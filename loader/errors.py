@@ -66,6 +66,11 @@ class ArtifactError(RegistryError):
     """A model's files cannot be found, or a path leaves the model's root."""
 
 
+class ArtifactNameError(ArtifactError):
+    """A model file's name holds a control character (a newline could forge
+    lines of the aggregate hash)."""
+
+
 class IntegrityError(RegistryError):
     """Content does not match what it must be: exit code 2."""
 

@@ -28,7 +28,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 from loader import beneath
-from loader.errors import ArtifactError, BlobDigestMismatch, VersionLockViolation
+from loader.errors import (
+    ArtifactError,
+    ArtifactNameError,
+    BlobDigestMismatch,
+    VersionLockViolation,
+)
 from loader.layers import atomic_write_bytes, read_regular_file
 from loader.locking import LockTimeout, file_lock
 
@@ -75,6 +80,25 @@ def aggregate_sha256(files: Iterable[Mapping[str, str]]) -> str:
     """
     lines = sorted(f"{f['sha256']}  {f['path']}" for f in files)
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+# C0 controls and DEL. A newline in a name could pass one line of the aggregate
+# off as two; none of these belong in a model file's name.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_artifact_name(name: str, root: Path | str, rel: str) -> None:
+    """Refuse a file name holding a control character (``ArtifactNameError``),
+    in one line that shows the name escaped."""
+    found = _CONTROL.search(rel)
+    if found is None:
+        return
+    shown = rel if len(rel) <= 120 else rel[:117] + "..."
+    raise ArtifactNameError(
+        f"model '{name}': file {shown!r} in {root} holds a control character "
+        f"(U+{ord(found.group()):04X}); refusing it: such a name could forge lines of "
+        "the aggregate hash (rename the file)"
+    )
 
 
 def changed_files(old: Iterable[Mapping[str, str]], new: Iterable[Mapping[str, str]]) -> list[str]:
@@ -181,6 +205,7 @@ def _resolve_download_files(name: str, root: Path, download_files: list[str]) ->
                 f"{root} (absolute paths and '..' are refused)"
             )
         rel = pure.as_posix()
+        check_artifact_name(name, root, rel)
         real = _real(name, root / rel)
         if not _inside(real, root_real):
             raise _escaping_link_error(name, root, root_real, rel)
@@ -212,6 +237,7 @@ def _resolve_folder(name: str, root: Path) -> ArtifactSet:
             ) from None
         for entry in entries:
             rel = rel_prefix + entry.name
+            check_artifact_name(name, root, rel)
             if entry.is_symlink():
                 target = _real(name, entry.path)
                 if not _inside(target, root_real):

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import stat
 import threading
 from collections.abc import Iterable, Iterator
@@ -228,8 +229,16 @@ def layer_from_bytes(path: Path, raw: bytes | None) -> Layer:
     return parse_layer(path, raw)
 
 
-def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+def host_tag() -> str:
+    """This host's name as it goes into temp file names (no path separators)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "localhost"
+
+
+def temp_path(path: Path) -> Path:
+    """Where a write of ``path`` stages its bytes: beside it, named for this
+    host, process and thread, so a writer that died can be told apart from a
+    live one, and only on the host whose process ids those are."""
+    return path.with_name(f".{path.name}.{host_tag()}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -242,11 +251,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+# Temp files written before host names were added: ``.NAME.PID.TID.tmp``.
+# Their host is unknown, so only old ones go (no write takes an hour).
+_UNKNOWN_HOST_GRACE_S = 3600
+
+
 def remove_dead_temps(path: Path) -> list[Path]:
-    """Delete temp files of ``path`` left by writers that died before their
-    rename (``kill -9``, power loss). A live writer's temp file is never
-    touched: its process id is still running. Returns what was removed."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.\d+\.tmp")
+    """Delete temp files of ``path`` left by this host's writers that died
+    before their rename (``kill -9``, power loss). A live writer's temp file is
+    never touched: its process id is still running. Another host's are left
+    alone: a process id means nothing across hosts sharing a folder (NFS).
+    Returns what was removed."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:(.+)\.)?(\d+)\.\d+\.tmp")
+    here = host_tag()
     removed = []
     try:
         names = os.listdir(path.parent)
@@ -254,11 +271,30 @@ def remove_dead_temps(path: Path) -> list[Path]:
         return removed
     for name in names:
         match = pattern.fullmatch(name)
-        if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
-            with contextlib.suppress(FileNotFoundError):
-                (path.parent / name).unlink()
-                removed.append(path.parent / name)
+        if match is None:
+            continue
+        host, pid = match.group(1), int(match.group(2))
+        if host is not None and host != here:
+            continue
+        if host == here and pid == os.getpid():
+            continue
+        if _pid_alive(pid) and host is not None:
+            continue
+        if host is None and (_pid_alive(pid) or not _older_than(path.parent / name)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            (path.parent / name).unlink()
+            removed.append(path.parent / name)
     return removed
+
+
+def _older_than(path: Path, seconds: float = _UNKNOWN_HOST_GRACE_S) -> bool:
+    import time
+
+    try:
+        return time.time() - os.lstat(path).st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _refuse_symlink(path: Path) -> None:
@@ -279,7 +315,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
     if os.path.islink(path):
         raise OSError(f"{path} is a symlink; refusing to replace it")
     remove_dead_temps(path)
-    tmp = _temp_path(path)
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
@@ -319,7 +355,7 @@ def write_if_changed(path: Path, pieces: Iterable[bytes]) -> bool:
     """
     _refuse_symlink(path)
     remove_dead_temps(path)
-    tmp = _temp_path(path)
+    tmp = temp_path(path)
     try:
         current = _open_regular(path)
         try:

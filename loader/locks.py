@@ -7,9 +7,11 @@ lock only, and the caller saves.
 
 A lock made by the ImageWorks loader on a model folder may hold its *legacy
 subset* hash: sha256 over the sorted hex digests of the few config and
-tokenizer files at the folder's root. ``verify`` recognises it: when the
-subset still matches, the lock holds with a warning that the weights are not
-covered (re-pin with ``lock --set-expected``).
+tokenizer files at the folder's root. Its ``lock --set-expected`` pins that
+formula on download-tracked entries too (every hashed entry of the real
+registry). ``verify`` recognises it on either kind: when the subset still
+matches, the lock holds with a warning that the weights are not covered
+(re-pin with ``lock --set-expected``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import RegistryError, VersionLockViolation
+from .errors import ArtifactNameError, RegistryError, VersionLockViolation
 from .hashing import ArtifactSet, HashCache, HashStats, aggregate_sha256, changed_files, hash_files
 from .hashing import resolve_artifact_set as _resolve
 from .registry import Registry, default_registry
@@ -153,9 +155,21 @@ def verify_model(
     the entry is left as it was, so the last good record survives.
     """
     registry = registry or default_registry()
-    artifact_set, files, stats = _hash_entry(
-        entry, registry, rehash=rehash, progress=progress, cache=cache
-    )
+    try:
+        artifact_set, files, stats = _hash_entry(
+            entry, registry, rehash=rehash, progress=progress, cache=cache
+        )
+    except ArtifactNameError as exc:
+        lock = entry.version_lock
+        if enforce_lock and lock.locked and lock.expected_aggregate_sha256:
+            # A locked model's files now include a name no lock can cover:
+            # they have changed, and the aggregate cannot be trusted to say so.
+            raise VersionLockViolation(
+                f"{exc}; the model is locked, so its files have changed",
+                name=entry.name,
+                expected=lock.expected_aggregate_sha256,
+            ) from None
+        raise
     aggregate = aggregate_sha256(files)
     lock = entry.version_lock
     expected = lock.expected_aggregate_sha256
@@ -167,8 +181,7 @@ def verify_model(
         and expected
         and expected != aggregate
         and artifact_set.kind == "files"
-        and not entry.download_files
-        and expected == legacy_subset_sha256(files)
+        and expected == legacy_subset_sha256(_with_root_subset(artifact_set, files, registry))
     )
     violated = bool(lock.locked and expected and expected != aggregate and not legacy)
     if violated and enforce_lock:
@@ -206,6 +219,29 @@ def verify_model(
         cache_hits=stats.cache_hits,
         warning=_legacy_warning(entry.name) if legacy else None,
     )
+
+
+def _with_root_subset(
+    artifact_set: ArtifactSet, files: list[dict[str, str]], registry: Registry
+) -> list[dict[str, str]]:
+    """``files`` plus the legacy subset files at the root that a download
+    list leaves out: ImageWorks hashed those present, listed or not."""
+    listed = {f["path"] for f in files}
+    extra = [n for n in LEGACY_SUBSET_FILES if n not in listed]
+    extra = [n for n in extra if (artifact_set.root / n).is_file()]
+    if not extra:
+        return files
+    try:
+        subset = _resolve(
+            name=artifact_set.name,
+            model_path=None,
+            download_path=str(artifact_set.root),
+            download_files=extra,
+            ollama_models_dir=artifact_set.root,
+        )
+        return files + hash_artifacts(registry, subset, cache=None, progress=False)
+    except RegistryError:
+        return files  # unreadable, or a link leaving the root: not part of the subset
 
 
 def _hash_entry(

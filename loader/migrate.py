@@ -17,6 +17,7 @@ from .compose import DynamicFields, Sources
 from .errors import RegistryLoadError
 from .layers import Layer, layer_from_bytes, read_layer_bytes, registry_lock, write_if_changed
 from .registry import Registry
+from .snapshot_record import hand_added, read_record
 
 __all__ = ["MigrateResult", "migrate", "snapshot_only_entries", "split_entry"]
 
@@ -62,7 +63,8 @@ def migrate(registry: Registry, *, dry_run: bool = False) -> MigrateResult:
         raise RegistryLoadError(f"{files.folder.absolute()}: registry folder not found")
     result = MigrateResult(folder=str(files.folder), action="nothing", dry_run=dry_run)
     with registry_lock(files.folder):
-        snapshot = layer_from_bytes(files.snapshot, read_layer_bytes(files.snapshot))
+        snapshot_raw = read_layer_bytes(files.snapshot)
+        snapshot = layer_from_bytes(files.snapshot, snapshot_raw)
         curated = layer_from_bytes(files.curated, read_layer_bytes(files.curated))
         discovered = layer_from_bytes(files.discovered, read_layer_bytes(files.discovered))
         if not snapshot.exists and not curated.exists and not discovered.exists:
@@ -70,7 +72,7 @@ def migrate(registry: Registry, *, dry_run: bool = False) -> MigrateResult:
         if not curated.exists and not discovered.exists:
             _split(registry, snapshot, curated, discovered, result)
         else:
-            _adopt(registry, snapshot, curated, discovered, result)
+            _adopt(registry, snapshot, snapshot_raw or b"", curated, discovered, result)
         if dry_run:
             return result
         result.curated = result.discovered = None  # written, not shown
@@ -99,9 +101,18 @@ def _split(
 
 
 def _adopt(
-    registry: Registry, snapshot: Layer, curated: Layer, discovered: Layer, result: MigrateResult
+    registry: Registry,
+    snapshot: Layer,
+    snapshot_raw: bytes,
+    curated: Layer,
+    discovered: Layer,
+    result: MigrateResult,
 ) -> None:
     orphans = snapshot_only_entries(snapshot, curated, discovered)
+    # Entries removed from the layers since the snapshot was written are not
+    # orphans: only those added to the snapshot by hand are adopted.
+    added = set(hand_added([e["name"] for e in orphans], snapshot_raw, read_record(snapshot.path)))
+    orphans = [e for e in orphans if e["name"] in added]
     if not orphans:
         return
     names = ", ".join(repr(e["name"]) for e in orphans)

@@ -157,13 +157,23 @@ def explain_op(registry: Registry, name: str) -> dict[str, Any]:
     return registry.explain(name)
 
 
-def snapshot_op(registry: Registry) -> dict[str, Any]:
+def snapshot_op(registry: Registry) -> Any:
     """Regenerate ``model_registry.json`` if its content would change."""
     path = registry.layer_files().snapshot
     before = path.read_bytes() if path.exists() else None
     registry.ensure_loaded()  # a load may already refresh a stale snapshot
     registry.write_snapshot()
-    return {"snapshot": str(path), "written": path.read_bytes() != before}
+    after = path.read_bytes() if path.exists() else None
+    result = {"snapshot": str(path), "written": after != before}
+    if registry.snapshot_kept is not None:
+        return Outcome(
+            result,
+            0,
+            f"snapshot not written: this run's config differs from the default "
+            f"configuration in {registry.snapshot_kept}, which the snapshot depends on; "
+            "the shared snapshot is written only without such overrides",
+        )
+    return result
 
 
 def verify_op(

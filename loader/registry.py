@@ -32,7 +32,7 @@ from .compose import (
     validate,
 )
 from .config import Config, load_config
-from .errors import RegistryLoadError, RegistryWriteError, UnknownModelError
+from .errors import RegistryError, RegistryLoadError, RegistryWriteError, UnknownModelError
 from .layers import (
     DEFAULT_MAX_LAYER_BYTES,
     LOCK_TIMEOUT_S,
@@ -46,6 +46,7 @@ from .layers import (
     write_if_changed,
 )
 from .snapshot import LayerFiles, SnapshotStamps, Stat, layer_files_for, stat_stamp
+from .snapshot_record import snapshot_only_names
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -99,10 +100,15 @@ class Registry:
         entry_overrides: Sequence[str] = (),
         *,
         defer_snapshot_refresh: bool = False,
+        reference_cfg: Config | None = None,
     ) -> None:
         """``defer_snapshot_refresh``: a load that finds the snapshot stale only
         notes it; ``flush_snapshot()`` writes it (front doors call it once the
-        operation succeeded, so a refused command changes no file)."""
+        operation succeeded, so a refused command changes no file).
+
+        ``reference_cfg``: the default configuration, which a run composed
+        with overrides compares itself with before writing the shared snapshot
+        (``loader.one_run``); composed on demand when not given."""
         if cfg is None:
             cfg = load_config()
         elif not isinstance(cfg, Config):
@@ -113,6 +119,12 @@ class Registry:
         self.entry_override_texts = [*configured, *entry_overrides]
         self.entries: dict[str, RegistryEntry] = {}
         self.defer_snapshot_refresh = defer_snapshot_refresh
+        self.reference_cfg = reference_cfg
+        # Why the last write_snapshot() kept the snapshot as it was (a one-run
+        # config override it depends on), or None.
+        self.snapshot_kept: str | None = None
+        # Entries this process removed (``remove_entry``): gone from the snapshot too.
+        self._removed: set[str] = set()
         self._snapshot_pending = False
         self.files: LayerFiles | None = None
         self._sources: Sources | None = None
@@ -356,6 +368,9 @@ class Registry:
         files = self.files
         assert files is not None
         self._snapshot_pending = False  # whatever happens next, this load's refresh is done
+        self.snapshot_kept = self._one_run_difference(sources)
+        if self.snapshot_kept is not None:
+            return False  # shared: never written with values only this run sees
         if not os.access(files.folder, os.W_OK):
             # A read-only registry (a shared or mounted copy): nothing can be
             # written, but a snapshot that is already right can still serve.
@@ -367,11 +382,42 @@ class Registry:
             if only_if_layers_unchanged and self._layers_changed(files):
                 return False  # another writer got there first; it refreshes the snapshot
             unchanged = SnapshotStamps(files, self.dynamic).snapshot_unchanged()
-            if not unchanged and _snapshot_only_names(files.snapshot, sources):
+            if not unchanged and snapshot_only_names(files.snapshot, sources, self._removed):
                 return False  # hand-edited entries: kept until `migrate` adopts them
             written = write_if_changed(files.snapshot, self.snapshot_pieces())
+            if written:  # a snapshot left as it was keeps its record
+                self._record_names(files.snapshot)
             self._record_stamps(files, sources)
             return written
+
+    def _record_names(self, snapshot: Path) -> None:
+        # Which names the snapshot now holds came from the layers (see
+        # loader.snapshot_record): a later removal from them is told apart
+        # from an entry added to the snapshot by hand.
+        from .snapshot_record import write_record
+
+        _, composed = self._ensure_composed()
+        try:
+            data = snapshot.read_bytes()
+        except OSError:
+            return
+        write_record(snapshot, data, list(composed.order))
+
+    def _one_run_difference(self, sources: Sources) -> str | None:
+        """The config key by which this run's snapshot would differ from the
+        default configuration's, or None (see ``loader.one_run``)."""
+        if self.cfg.overrides == ():
+            return None  # the default configuration itself
+        if self.reference_cfg is None:
+            try:
+                self.reference_cfg = load_config(())
+            except (RegistryError, ValueError) as exc:
+                # e.g. inside a caller's own Hydra app, whose global Hydra state
+                # forbids composing another config: then never write.
+                return f"(the default configuration could not be composed: {exc})"
+        from .one_run import snapshot_difference
+
+        return snapshot_difference(self.cfg, self.reference_cfg, sources)
 
     def _layers_changed(self, files: LayerFiles) -> bool:
         return (stat_stamp(files.curated), stat_stamp(files.discovered)) != self._stamp
@@ -429,6 +475,7 @@ class Registry:
         if self.files is None:
             return False
         changes, removed = self._changes()
+        self._removed |= removed
         files = self.files
         with registry_lock(files.folder):
             fresh = _sources(files, *self._read_layers(files))
@@ -619,28 +666,6 @@ def _sources(files: LayerFiles, curated: bytes | None, discovered: bytes | None)
         curated=layer_from_bytes(files.curated, curated),
         discovered=layer_from_bytes(files.discovered, discovered),
     )
-
-
-def _snapshot_only_names(snapshot: Path, sources: Sources) -> list[str]:
-    """Names in the snapshot that neither layer has, with a warning naming them."""
-    import json
-
-    try:
-        data = json.loads(snapshot.read_bytes())
-        names = [e["name"] for e in data if isinstance(e, dict) and isinstance(e.get("name"), str)]
-    except (OSError, ValueError, TypeError):
-        return []  # no snapshot, or one that is no registry: nothing to keep
-    layered = {e["name"] for e in sources.curated.entries}
-    layered.update(e["name"] for e in sources.discovered.entries)
-    only = [name for name in names if name not in layered]
-    if only:
-        print(
-            f"warning: {snapshot}: entries only in the merged snapshot (hand-edited): "
-            f"{', '.join(repr(n) for n in only)}; the snapshot is not rewritten, so they "
-            "are kept; adopt them into the discovered layer with: imageworks-loader migrate",
-            file=sys.stderr,
-        )
-    return only
 
 
 def _unknown_message(name: str, entries: Iterable[str], folder: Path | str) -> str:

@@ -36,7 +36,7 @@ StrList = Annotated[list[str], BeforeValidator(_none_as_empty_list)]
 AnyList = Annotated[list[Any], BeforeValidator(_none_as_empty_list)]
 AnyDict = Annotated[dict[str, Any], BeforeValidator(_none_as_empty_dict)]
 
-_NOT_A_PORT = "not a port number (an integer 1-65535)"
+_NOT_A_PORT = "not a port number (an integer 1-65535, or 0 for the backend's default)"
 
 
 def _no_bool_port(value: Any) -> Any:
@@ -47,6 +47,10 @@ def _no_bool_port(value: Any) -> Any:
 
 
 def _port_in_range(value: int | None) -> int | None:
+    if value == 0:
+        # ImageWorks' discover-local-hf writes 0 for "not served yet"; its
+        # loader, like this one, then uses the backend's default port.
+        return None
     if value is not None and not 1 <= value <= 65535:
         raise PydanticCustomError("port", _NOT_A_PORT)
     return value

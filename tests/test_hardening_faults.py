@@ -40,15 +40,22 @@ def reg(tmp_path) -> Path:
 
 
 def test_the_next_write_removes_a_dead_writers_temp_file_and_keeps_a_live_ones(reg):
-    dead = reg / f".{DISCOVERED}.{dead_pid()}.140000.tmp"
-    live = reg / f".{DISCOVERED}.{os.getpid()}.140000.tmp"  # this test process is alive
+    from loader.layers import host_tag
+
+    dead = reg / f".{DISCOVERED}.{host_tag()}.{dead_pid()}.140000.tmp"
+    # this test process is alive; one written before host names, with a dead pid,
+    # goes only once it is an hour old (its host is unknown)
+    live = reg / f".{DISCOVERED}.{host_tag()}.{os.getpid()}.140000.tmp"
+    unnamed = reg / f".{DISCOVERED}.{dead_pid()}.140001.tmp"
+    unnamed_old = reg / f".{DISCOVERED}.{dead_pid()}.140002.tmp"
     other = reg / f".unrelated.{dead_pid()}.1.tmp"
-    for path in (dead, live, other):
+    for path in (dead, live, other, unnamed, unnamed_old):
         path.write_bytes(b"[half")
+    os.utime(unnamed_old, (time.time() - 7200, time.time() - 7200))
     result = run_bounded("lock", NAME, f"registry.dir={reg}")
     assert result.returncode == 0, result.stderr
-    assert not dead.exists()
-    assert live.exists() and other.exists()
+    assert not dead.exists() and not unnamed_old.exists()
+    assert live.exists() and other.exists() and unnamed.exists()
 
 
 # --- 2. tracebacks instead of one line -----------------------------------------
@@ -177,7 +184,8 @@ def test_a_non_finite_set_value_is_refused_and_never_written(reg):
 # --- 6. ports --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("port", [-1, 0, 70000, True, 8080.5])
+# 0 is ImageWorks' "no port" (issue 17): tests/test_imageworks_as_it_is.py
+@pytest.mark.parametrize("port", [-1, 70000, True, 8080.5])
 def test_a_port_outside_1_to_65535_or_not_an_integer_is_refused(reg, port):
     make_registry(reg, curated=[entry(NAME, backend_config={"port": port})])
     before = unchanged(reg)

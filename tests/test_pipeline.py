@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import textwrap
 
 import pytest
-from conftest import CLI, SNAPSHOT, read_json, sha
+from conftest import CLI, ROOT, SNAPSHOT, read_json, sha
 from pipeline_support import PYTHON, SHARDS, make_site, ran, skipped
 
 
@@ -127,18 +128,35 @@ def test_a_curated_edit_runs_only_the_snapshot(site):
     assert snapshot["beta_(Q4_K_M)"]["display_name"] == "Beta, renamed"
 
 
-@pytest.mark.parametrize("form", ["plain", "overrides-variable"])
-def test_a_config_change_reruns_exactly_the_snapshot(site, form):
+def test_a_config_change_reruns_exactly_the_snapshot(site, tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    site.env["IMAGEWORKS_LOADER_CONF"] = str(conf)
     assert site.doit().returncode == 0
-    override = "backends.vllm.port=7777"
-    words = (override,) if form == "plain" else (f"overrides={override}",)
-    again = site.doit("snapshot", overrides=words)
+    backends = conf / "backends" / "default.yaml"
+    backends.write_text(backends.read_text().replace("port: 24001", "port: 7777", 1))
+    again = site.doit("snapshot")
     assert again.returncode == 0, again.stderr
     assert ran(again.stdout) == ["snapshot"]
     snapshot = read_json(site.registry / SNAPSHOT)
     assert {e["backend_config"]["port"] for e in snapshot} == {7777}
     # an unrelated value reruns nothing
-    assert ran(site.doit(overrides=(override, "hashing.workers=1")).stdout) == []
+    assert ran(site.doit(overrides=("hashing.workers=1",)).stdout) == []
+
+
+@pytest.mark.parametrize("form", ["plain", "overrides-variable"])
+def test_a_one_run_override_never_reaches_the_shared_snapshot(site, form):
+    """Issue 17: the snapshot task reruns for the changed value, but the shared
+    snapshot is written only from the default configuration."""
+    assert site.doit().returncode == 0
+    before = (site.registry / SNAPSHOT).read_bytes()
+    override = "backends.vllm.port=7777"
+    words = (override,) if form == "plain" else (f"overrides={override}",)
+    again = site.doit("snapshot", overrides=words)
+    assert again.returncode == 0, again.stderr
+    assert ran(again.stdout) == ["snapshot"]
+    assert "snapshot not written" in again.stderr and "backends.vllm.port" in again.stderr
+    assert (site.registry / SNAPSHOT).read_bytes() == before
 
 
 def test_an_environment_variable_the_layers_read_reruns_the_snapshot(site):

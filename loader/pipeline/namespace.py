@@ -55,6 +55,10 @@ def dodo_namespace(graph: Graph, *, in_process: bool = False) -> dict[str, Any]:
     """``DOIT_CONFIG`` and the ``task_*`` generators for one graph."""
     from .checker import checker_for
     from .reporter import reporter_for
+    from .state import prepare_state
+
+    # Before doit opens its database: one line, not doit's traceback.
+    database = prepare_state(graph.state_dir, graph.files.folder)
 
     built: dict[str, Any] = {
         "import": operation_tasks.import_tasks(graph),
@@ -75,7 +79,7 @@ def dodo_namespace(graph: Graph, *, in_process: bool = False) -> dict[str, Any]:
     namespace: dict[str, Any] = {
         "DOIT_CONFIG": {
             "default_tasks": groups,
-            "dep_file": str(graph.state_dir / "doit.sqlite3"),
+            "dep_file": str(database),
             "backend": "sqlite3",
             "check_file_uptodate": checker_for(graph.hash_cache_path),
             "reporter": reporter_for(graph, in_process=in_process),
@@ -84,7 +88,6 @@ def dodo_namespace(graph: Graph, *, in_process: bool = False) -> dict[str, Any]:
             "subtasks": True,  # `doit list` shows every task
         }
     }
-    graph.state_dir.mkdir(parents=True, exist_ok=True)
     for group, tasks in built.items():
         namespace[f"task_{group}"] = _task_generator(group, tasks)
     return namespace

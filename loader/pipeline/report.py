@@ -9,6 +9,7 @@ the profile says.
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,15 @@ REPORT_SCHEMA = "imageworks-loader/refresh-report/1"
 MODEL_TASKS = ("hash", "verify", "probe")
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _sha256_or_none(value: Any) -> str | None:
+    """A hash as the schema has it: 64 hex digits, or null. ImageWorks writes
+    ``""`` for "not hashed yet"; the report says null."""
+    return value if isinstance(value, str) and _SHA256.fullmatch(value) else None
+
+
 def _task_entry(rec: TaskRecord | None) -> dict[str, Any] | None:
     return None if rec is None else rec.to_json()
 
@@ -32,7 +42,7 @@ def _lock_result(entry: Any, verify: TaskRecord | None) -> dict[str, Any]:
     lock = entry.version_lock
     result = {
         "locked": bool(lock.locked),
-        "expected_aggregate_sha256": lock.expected_aggregate_sha256,
+        "expected_aggregate_sha256": _sha256_or_none(lock.expected_aggregate_sha256),
         "last_verified": lock.last_verified,
         "status": "not-checked",
         "changed_files": [],
@@ -44,7 +54,8 @@ def _lock_result(entry: Any, verify: TaskRecord | None) -> dict[str, Any]:
         result["status"] = "violated" if violated else "error"
         result["changed_files"] = list(verify.details.get("changed_files", []))
         if violated:
-            result["found_aggregate_sha256"] = verify.details.get("aggregate_sha256")
+            found = verify.details.get("aggregate_sha256")
+            result["found_aggregate_sha256"] = _sha256_or_none(found)
     elif verify.status in ("ran", "up-to-date"):
         result["status"] = verify.values.get("status", "ok" if lock.locked else "unlocked")
         result["changed_files"] = list(verify.values.get("changed_files", []))
@@ -69,7 +80,7 @@ def _model_report(graph: Graph, record: RunRecord, name: str, entry: Any) -> dic
         "ran": [kind for kind, rec in tasks.items() if rec is not None and rec.status == "ran"],
         "failed": failed_here,
         "tasks": {kind: _task_entry(rec) for kind, rec in tasks.items()},
-        "aggregate_sha256": aggregate,
+        "aggregate_sha256": _sha256_or_none(aggregate),
         "files": [f.model_dump() for f in artifacts.files],
         "lock": _lock_result(entry, verify),
         "probe": (probe.values or None) if probe is not None else None,
