@@ -143,11 +143,21 @@ def test_the_state_file_keeps_the_chat_proxys_keys_and_rules(tmp_path, capsys):
     assert list(state.to_json())[:5] == [
         "logical_name", "served_model_id", "port", "pid", "started_at",
     ]  # fmt: skip
-    for bad in (
+    for absent in (
         '{"logical_name": "", "served_model_id": "s", "port": 1, "pid": 2}',
         '{"logical_name": "m", "served_model_id": "s", "port": 1, "pid": 0}',
-        "not json",
     ):
-        path.write_text(bad)
+        path.write_text(absent)
         assert read_state(path) is None
         assert "not a usable state" in capsys.readouterr().err
+    # what is not a state at all is an error naming the file (and the field)
+    for bad, message in (
+        ("not json", "invalid JSON at line 1 column 1"),
+        ("[1]", "expected a JSON object, found list"),
+        ('{"logical_name": "m", "served_model_id": "s", "port": 1, "pid": true}', "pid: not an"),
+        ('{"logical_name": 7, "served_model_id": "s", "port": 1, "pid": 2}', "logical_name"),
+    ):
+        path.write_text(bad)
+        with pytest.raises(OrchestrationError, match=message) as caught:
+            read_state(path)
+        assert str(caught.value).startswith(str(path)) and "\n" not in str(caught.value)
