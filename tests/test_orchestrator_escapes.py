@@ -273,6 +273,16 @@ def test_a_trickling_health_check_ends_within_the_start_timeout(orchestra):
     assert nothing_left(orchestra)
 
 
+def test_a_health_answer_past_the_size_cap_is_not_healthy(orchestra):
+    orchestra.overrides += [fake_command("huge-models"), "orchestrator.health_max_bytes=65536"]
+    result = orchestra.cli("activate-model", FLORENCE, "orchestrator.start_timeout_s=3")
+    assert result.returncode == 1
+    assert "not healthy within 3s (" in result.stderr
+    assert "/v1/models: answer too large" in result.stderr
+    assert orchestra.state() is None
+    assert nothing_left(orchestra)
+
+
 def test_a_chatty_server_s_log_is_rotated_at_the_configured_size(orchestra):
     cap = 200_000
     orchestra.overrides += [

@@ -121,6 +121,7 @@ def _wait_until_healthy(
     settings: Settings,
 ) -> Health:
     deadline = time.monotonic() + settings.start_timeout_s
+    before = ""  # the previous round's answer: the last may only say the time ran out
     while True:
         code = process.poll()
         if code is not None:
@@ -133,8 +134,12 @@ def _wait_until_healthy(
         if health.healthy:
             return health
         if time.monotonic() >= deadline:
-            reason = f"was not healthy within {settings.start_timeout_s:g}s ({health.detail})"
+            detail = health.detail
+            if before and before != detail:
+                detail += f"; the check before: {before}"
+            reason = f"was not healthy within {settings.start_timeout_s:g}s ({detail})"
             raise _failure(plan, reason)
+        before = health.detail
         time.sleep(min(settings.poll_interval_s, max(deadline - time.monotonic(), 0)))
 
 

@@ -14,11 +14,14 @@ process-group stop:
                lines as fast as it can, then ``chatty: done``.
 ``trickle-health``  answers ``/health`` with 200 and a huge Content-Length,
                then trickles the body one byte every 0.2 s, for ever.
+``huge-models``  answers ``/v1/models`` with a 2 MB list.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 import threading
@@ -27,7 +30,7 @@ from http.server import ThreadingHTTPServer
 
 from vllm_standin import make_handler
 
-MODES = ("escape", "daemonize", "chatty", "trickle-health")
+MODES = ("escape", "daemonize", "chatty", "trickle-health", "huge-models")
 
 
 def serve(args: argparse.Namespace, handler=None) -> None:
@@ -54,6 +57,26 @@ def trickling_handler(args: argparse.Namespace):
                 time.sleep(0.2)
 
     return Trickle
+
+
+def huge_models_handler(args: argparse.Namespace):
+    base = make_handler(args.served_model_name, args.model, 4096, {"healthy": True})
+
+    filler = [{"id": f"m{i}", "object": "model"} for i in range(60_000)]
+    listed = [{"id": args.served_model_name, "object": "model"}, *filler]
+    body = json.dumps({"object": "list", "data": listed}).encode()
+
+    class Huge(base):
+        def do_GET(self):
+            if self.path != "/v1/models":
+                return super().do_GET()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the client stops reading at its cap
+                self.wfile.write(body)
+
+    return Huge
 
 
 def chatter(total: int) -> None:
@@ -93,6 +116,8 @@ def main(argv: list[str]) -> int:
         serve(args)
     if args.mode == "trickle-health":
         serve(args, trickling_handler(args))
+    if args.mode == "huge-models":
+        serve(args, huge_models_handler(args))
     return 0
 
 
