@@ -4,6 +4,7 @@ the stand-in vLLM started through the orchestrator's own launch command."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -129,9 +130,27 @@ def orchestra_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.delenv("VLLM_STANDIN_MODE", raising=False)
     port = free_port()
     overrides = [f"orchestrator.port={port}", standin_command(), "orchestrator.start_timeout_s=60"]
+    began = time.time()
     yield Orchestra(registry, models, state_file, port, overrides)
     # Even when the test failed: end every process it started, then say so.
     kill_marked(CASE_MARKER, case)
+    remove_empty_cgroups(since=began)
+
+
+def remove_empty_cgroups(since: float) -> None:
+    """The servers' cgroups made since ``since`` that are empty now (a server
+    the test left running was killed above, not stopped, so nothing removed
+    its cgroup; ``rmdir`` refuses one that still holds a process)."""
+    from loader.orchestrator import cgroup
+
+    parent, _ = cgroup.own_cgroup()
+    if parent is None:
+        return
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(parent):
+            if entry.name.startswith(cgroup.PREFIX) and entry.stat().st_mtime >= since - 1:
+                with contextlib.suppress(OSError):
+                    os.rmdir(entry.path)
 
 
 def wait_for(predicate, timeout: float = 10.0) -> bool:

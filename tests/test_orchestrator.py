@@ -242,7 +242,7 @@ def test_a_state_written_by_the_chat_proxy_is_understood(orchestra):
 
 def _ours_unknown() -> dict:
     unknown = {"process_start_ticks": None, "boot_id": None, "host": "", "argv": []}
-    return {**unknown, "log_path": "", "instance": None}
+    return {**unknown, "log_path": "", "instance": None, "cgroup": None, "cgroup_why_not": None}
 
 
 def test_a_busy_port_is_refused_and_its_holder_left_alone(orchestra):

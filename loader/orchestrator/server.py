@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OrchestrationError
-from . import logwriter
+from . import cgroup, logwriter
 from .health import Health, check_health
 from .launch import LaunchPlan, tail
 from .process import ProcStat, proc_stat
@@ -32,6 +32,8 @@ class Started:
     pid: int
     stat: ProcStat
     token: str
+    cgroup: Path | None
+    cgroup_why_not: str | None
     log_path: Path
     started_at: float  # epoch seconds
     startup_s: float
@@ -47,10 +49,23 @@ def start_server(plan: LaunchPlan, settings: Settings) -> Started:
     SIGTERM and SIGHUP included, see ``signals``) kill its whole tree, so
     nothing is left behind."""
     token = new_token()
-    writer, process = _spawn(plan, settings, token)
+    if settings.use_cgroup:
+        group, why_not = cgroup.create(token)
+    else:
+        group, why_not = None, "orchestrator.use_cgroup is false"
+    try:
+        writer, process = _spawn(plan, settings, token)
+    except BaseException:
+        if group is not None:
+            cgroup.remove(group)
+        raise
     began, started_at = time.monotonic(), time.time()
+    if group is not None:
+        # At once: what the launcher forks before this is still found by its token.
+        why_not = cgroup.join(group, process.pid)
+        group = None if why_not else group
     stat = proc_stat(process.pid)
-    tree = Tree(stat.start_ticks if stat else None, token)
+    tree = Tree(stat.start_ticks if stat else None, token, group)
     if stat is not None:
         tree.members[process.pid] = stat.start_ticks
     try:
@@ -65,7 +80,15 @@ def start_server(plan: LaunchPlan, settings: Settings) -> Started:
         raise
     _started[process.pid] = process
     return Started(
-        process.pid, stat, token, plan.log_path, started_at, time.monotonic() - began, health
+        pid=process.pid,
+        stat=stat,
+        token=token,
+        cgroup=group,
+        cgroup_why_not=why_not or None,
+        log_path=plan.log_path,
+        started_at=started_at,
+        startup_s=time.monotonic() - began,
+        health=health,
     )
 
 
@@ -154,6 +177,8 @@ def _end(tree: Tree, process: subprocess.Popen[bytes], writer: subprocess.Popen[
     ends at EOF; something outside the tree holding the pipe would keep it)."""
     kill_tree(tree)
     process.wait()
+    if tree.cgroup is not None:
+        cgroup.remove(tree.cgroup)
     with contextlib.suppress(subprocess.TimeoutExpired):
         writer.wait(timeout=5)
 

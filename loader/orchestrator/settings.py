@@ -33,6 +33,7 @@ class Settings:
     health_max_bytes: int
     log_max_bytes: int
     log_keep: int
+    use_cgroup: bool
     health_paths: tuple[str, ...]
     models_path: str
     state_file: Path
@@ -90,6 +91,7 @@ class Settings:
             health_max_bytes=number("health_max_bytes", int, least=1024),
             log_max_bytes=number("log_max_bytes", int, least=4096),
             log_keep=number("log_keep", int),
+            use_cgroup=bool(raw.get("use_cgroup", True)),
             health_paths=tuple(str(p) for p in raw.get("health_paths") or ("/health",)),
             models_path=str(raw.get("models_path") or "/v1/models"),
             state_file=Path(os.path.expanduser(str(state_file))).absolute(),

@@ -44,6 +44,9 @@ class State:
     log_path: str = ""
     # IMAGEWORKS_VLLM_INSTANCE in the server's environment: marks its whole tree.
     instance: str | None = None
+    # The server's own cgroup, or why it has none.
+    cgroup: str | None = None
+    cgroup_why_not: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +69,8 @@ class State:
             process_start_ticks=fields.integer("process_start_ticks", optional=True),
             boot_id=fields.text("boot_id") or None,
             instance=fields.text("instance") or None,
+            cgroup=fields.text("cgroup") or None,
+            cgroup_why_not=fields.text("cgroup_why_not") or None,
             host=fields.text("host"),
             argv=fields.words("argv"),
             log_path=fields.text("log_path"),

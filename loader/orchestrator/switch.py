@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import OrchestrationError, RegistryWriteError
 from ..locking import LockTimeout, file_lock
 from ..registry import Registry, default_registry
+from . import cgroup
 from .health import check_health
 from .launch import build_launch
 from .process import boot_id, describe, lock_holders, port_holders, port_in_use
@@ -74,6 +75,8 @@ def _settle(state: State, settings: Settings) -> bool:
         return False
     else:
         _say(f"warning: {state.logical_name!r} (pid {state.pid}) is no longer running")
+        if tree.cgroup is not None:
+            cgroup.remove(tree.cgroup)  # only if empty: a cgroup with a process refuses
         return False
     stopped = stop_tree(tree, settings.stop_timeout_s)
     if stopped.killed:
@@ -82,6 +85,8 @@ def _settle(state: State, settings: Settings) -> bool:
             "killed"
         )
     forget(state.pid)
+    if tree.cgroup is not None and not stopped.survivors:
+        cgroup.remove(tree.cgroup)
     if stopped.survivors:
         raise OrchestrationError(
             f"{state.logical_name!r}: {', '.join(map(describe, stopped.survivors))} survived "
@@ -152,6 +157,8 @@ def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
             process_start_ticks=started.stat.start_ticks,
             boot_id=boot_id(),
             instance=started.token,
+            cgroup=str(started.cgroup) if started.cgroup else None,
+            cgroup_why_not=started.cgroup_why_not,
             host=settings.host,
             argv=plan.argv,
             log_path=str(started.log_path),
@@ -160,7 +167,10 @@ def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
             write_state(settings.state_file, state)
         except BaseException:
             # a server nobody knows of would hold the port and GPU
-            kill_tree(identify(state)[1])
+            tree = identify(state)[1]
+            kill_tree(tree)
+            if tree.cgroup is not None:
+                cgroup.remove(tree.cgroup)
             forget(started.pid)
             raise
     _record_activation(registry, name, started.startup_s, started.health.max_model_len)

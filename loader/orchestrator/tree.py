@@ -16,20 +16,22 @@ number; it signals what is proven to be the server's:
 - **every process carrying the server's instance token**: the orchestrator
   starts each server with ``IMAGEWORKS_VLLM_INSTANCE=<random>`` in its
   environment, which every descendant inherits, across ``setsid()`` and
-  daemonizing, and which the state records. Only processes started no earlier
-  than the root count.
+  daemonizing, and which the state records;
 
 A dead root's number may since name someone else's process, group or
 session; none of those is ever signalled unless it is a member by the rules
 above. Each signal goes through a pidfd after checking the start time, so a
 number reused in between is not hit either.
 
-Not a cgroup: on a desktop, cgroups are writable only where systemd delegates
-them (``systemd-run --user --scope``), moving a process needs write access to
-the common ancestor of both cgroups, and the loader exits once a server is up,
-so nothing would remain to own one. The token needs no privilege and survives
-the loader's exit; a server that scrubs its environment and detaches from its
-parent is the one case it misses, and the port check after every stop names it.
+- **every process in the server's cgroup**, where one could be made (see
+  ``cgroup``): whatever a process does to its session, parent or
+  environment, it stays in the cgroup it was started in.
+
+Token carriers and cgroup members count only if they started no earlier
+than the root.
+
+Without a cgroup, a process that both scrubs its environment and leaves its
+parent is the one case missed; the port check after every stop names it.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
+from . import cgroup
 from .launch import flag_name
 from .process import (
     ProcStat,
@@ -79,6 +83,7 @@ class Tree:
 
     root_ticks: int | None  # the root's start; tokens count only from then on
     token: str | None
+    cgroup: Path | None = None  # the server's own cgroup, where one was made
     members: dict[int, int] = field(default_factory=dict)  # pid -> start ticks
 
     def refresh(self) -> dict[int, int]:
@@ -91,9 +96,14 @@ class Tree:
             for pid, ticks in self.members.items()
             if pid in by_pid and by_pid[pid].start_ticks == ticks
         }
+        floor = self.root_ticks or 0
+        if self.cgroup is not None:
+            for pid in cgroup.members(self.cgroup):
+                p = by_pid.get(pid)
+                if p is not None and p.start_ticks >= floor:
+                    live[pid] = p.start_ticks
         if self.token:
             entry = f"{TOKEN_VAR}={self.token}".encode()
-            floor = self.root_ticks or 0
             for p in processes:
                 if p.pid not in live and p.start_ticks >= floor and environ_has(p.pid, entry):
                     live[p.pid] = p.start_ticks
@@ -121,7 +131,7 @@ def identify(state: State) -> tuple[Liveness, Tree]:
         proven = alive and stat.start_ticks == state.process_start_ticks
     else:
         proven = alive and _started_by(stat, state.started_at) and _serves_port(state)
-    tree = Tree(state.process_start_ticks, state.instance)
+    tree = Tree(state.process_start_ticks, state.instance, cgroup_of(state))
     if proven:
         tree.members[state.pid] = stat.start_ticks
         tree.root_ticks = stat.start_ticks
@@ -130,6 +140,18 @@ def identify(state: State) -> tuple[Liveness, Tree]:
     if tree.refresh():
         return Liveness.LEFTOVERS, tree
     return (Liveness.FOREIGN if alive else Liveness.GONE), tree
+
+
+def cgroup_of(state: State) -> Path | None:
+    """The state's cgroup, if it is one the orchestrator made for that very
+    server (its name holds the instance token): the state file is outside
+    data, and must not point a stop at some other cgroup."""
+    if not state.cgroup or not state.instance:
+        return None
+    path = Path(state.cgroup)
+    if not path.is_absolute() or path.name != cgroup.name_for(state.instance):
+        return None
+    return path
 
 
 def _started_by(stat: ProcStat, started_at: float) -> bool:
@@ -182,6 +204,8 @@ def kill_tree(tree: Tree, wait: float = 10.0) -> list[int]:
         members = _live(tree)
         if not members or time.monotonic() >= deadline:
             return sorted(members)
+        if tree.cgroup is not None:
+            cgroup.kill(tree.cgroup)  # all of it at once: nothing forks away meanwhile
         for member in members.items():
             signal_exact(*member, signal.SIGKILL)
         time.sleep(0.02)

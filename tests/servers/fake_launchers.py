@@ -15,6 +15,11 @@ process-group stop:
 ``trickle-health``  answers ``/health`` with 200 and a huge Content-Length,
                then trickles the body one byte every 0.2 s, for ever.
 ``huge-models``  answers ``/v1/models`` with a 2 MB list.
+``scrub-escape``  double-forks (a child calls ``setsid()``, forks the server
+               and exits) and runs the server (mode ``serve``) with
+               ``IMAGEWORKS_VLLM_INSTANCE`` removed from its environment; the
+               launcher waits for ever. The server keeps neither a parent link
+               to the launcher nor the token: only a cgroup still holds it.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from http.server import ThreadingHTTPServer
 
 from vllm_standin import make_handler
 
-MODES = ("escape", "daemonize", "chatty", "trickle-health", "huge-models")
+MODES = ("escape", "daemonize", "chatty", "trickle-health", "huge-models", "scrub-escape", "serve")
 
 
 def serve(args: argparse.Namespace, handler=None) -> None:
@@ -118,6 +123,20 @@ def main(argv: list[str]) -> int:
         serve(args, trickling_handler(args))
     if args.mode == "huge-models":
         serve(args, huge_models_handler(args))
+    if args.mode == "serve":
+        serve(args)
+    if args.mode == "scrub-escape":
+        child = os.fork()
+        if child == 0:
+            os.setsid()
+            if os.fork() == 0:
+                env = {k: v for k, v in os.environ.items() if k != "IMAGEWORKS_VLLM_INSTANCE"}
+                argv = [sys.executable, os.path.abspath(__file__), "serve", *argv[1:]]
+                os.execve(sys.executable, argv, env)
+            os._exit(0)
+        os.waitpid(child, 0)
+        while True:  # the launcher lives on, as the server's recorded pid
+            time.sleep(60)
     return 0
 
 
