@@ -20,27 +20,44 @@ PROC = Path("/proc")
 PREFIX = "imageworks-vllm-"
 
 
+def _cgroup2_mounts() -> list[tuple[str, str]]:
+    """``(root, mount point)`` of each cgroup v2 mount."""
+    try:
+        lines = (PROC / "self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        # "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw"
+        before, _, after = line.partition(" - ")
+        fields = before.split()
+        if after.split()[:1] == ["cgroup2"] and len(fields) >= 5:
+            found.append((fields[3], fields[4]))
+    return found
+
+
+def is_cgroup(path: Path) -> bool:
+    """Whether ``path`` is a cgroup v2 folder made by the orchestrator (the
+    state file is outside data: a path elsewhere must not list pids to stop)."""
+    if not path.name.startswith(PREFIX):
+        return False
+    return any(path.parent.is_relative_to(mount) for _, mount in _cgroup2_mounts())
+
+
 def own_cgroup() -> tuple[Path | None, str]:
     """The folder of this process's cgroup v2, or None and why not."""
     try:
         lines = (PROC / "self/cgroup").read_text().splitlines()
-        mounts = (PROC / "self/mountinfo").read_text().splitlines()
     except OSError as exc:
         return None, f"cannot read /proc/self/cgroup: {exc.strerror or exc}"
     relative = next((line[3:] for line in lines if line.startswith("0::")), None)
     if relative is None:
         return None, "this process is in no cgroup v2 hierarchy"
-    for line in mounts:
-        # "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw"
-        before, _, after = line.partition(" - ")
-        fields = before.split()
-        if after.split()[:1] == ["cgroup2"] and len(fields) >= 5:
-            root, mount = fields[3], fields[4]
-            inside = os.path.relpath(relative, root) if relative.startswith(root) else None
-            if inside is None or inside.startswith(".."):
-                continue
+    for root, mount in _cgroup2_mounts():
+        inside = os.path.relpath(relative, root)
+        if not inside.startswith(".."):
             return Path(os.path.normpath(Path(mount) / inside)), ""
-    return None, "no cgroup v2 hierarchy is mounted"
+    return None, "no cgroup v2 hierarchy is mounted (cgroup v1 alone)"
 
 
 def create(token: str) -> tuple[Path | None, str]:

@@ -151,7 +151,7 @@ def cgroup_of(state: State) -> Path | None:
     path = Path(state.cgroup)
     if not path.is_absolute() or path.name != cgroup.name_for(state.instance):
         return None
-    return path
+    return path if cgroup.is_cgroup(path) else None
 
 
 def _started_by(stat: ProcStat, started_at: float) -> bool:

@@ -9,7 +9,8 @@ process-group stop:
 ``escape``     forks a child that calls ``setsid()`` and serves; the launcher
                itself waits on it (so the recorded pid lives on).
 ``daemonize``  double-forks a server in its own session and exits 0, as a
-               daemonizing launcher does.
+               daemonizing launcher does (the server answers once the launcher
+               has exited, as a real one loading a model would).
 ``chatty``     serves, and writes ``FAKE_CHATTY_BYTES`` (default 3 MB) of log
                lines as fast as it can, then ``chatty: done``.
 ``trickle-health``  answers ``/health`` with 200 and a huge Content-Length,
@@ -44,6 +45,15 @@ def serve(args: argparse.Namespace, handler=None) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     print(f"fake launcher: pid {os.getpid()} serving on {args.port}", flush=True)
     server.serve_forever()
+
+
+def running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            text = handle.read()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2] not in "ZX"
 
 
 def trickling_handler(args: argparse.Namespace):
@@ -109,9 +119,13 @@ def main(argv: list[str]) -> int:
         os.waitpid(child, 0)
         return 0
     if args.mode == "daemonize":
+        launcher = os.getpid()
         if os.fork() == 0:
             os.setsid()
             if os.fork() == 0:
+                # Loading a model takes a while: the launcher is gone before this answers.
+                while running(launcher):
+                    time.sleep(0.01)
                 serve(args)
             os._exit(0)
         return 0
