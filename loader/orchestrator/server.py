@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OrchestrationError
-from . import cgroup, logwriter
+from . import cgroup, logwriter, signals
 from .health import Health, check_health
 from .launch import LaunchPlan, tail
 from .process import ProcStat, proc_stat
@@ -45,30 +45,29 @@ class StartFailed(OrchestrationError):
 
 
 def start_server(plan: LaunchPlan, settings: Settings) -> Started:
-    """Launch ``plan`` and wait until it is healthy; on any failure (Ctrl-C,
+    """Launch ``plan`` and wait until it is healthy; on any failure (SIGINT,
     SIGTERM and SIGHUP included, see ``signals``) kill its whole tree, so
     nothing is left behind."""
     token = new_token()
-    if settings.use_cgroup:
-        group, why_not = cgroup.create(token)
-    else:
-        group, why_not = None, "orchestrator.use_cgroup is false"
+    group, why_not = None, "orchestrator.use_cgroup is false"
+    process = writer = tree = None
     try:
-        writer, process = _spawn(plan, settings, token)
-    except BaseException:
-        if group is not None:
-            cgroup.remove(group)
-        raise
-    began, started_at = time.monotonic(), time.time()
-    if group is not None:
-        # At once: what the launcher forks before this is still found by its token.
-        why_not = cgroup.join(group, process.pid)
-        group = None if why_not else group
-    stat = proc_stat(process.pid)
-    tree = Tree(stat.start_ticks if stat else None, token, group)
-    if stat is not None:
-        tree.members[process.pid] = stat.start_ticks
-    try:
+        # From the fork until its tree is known, a signal is only remembered
+        # (see ``signals``): it must not land between the two.
+        with signals.critical():
+            if settings.use_cgroup:
+                group, why_not = cgroup.create(token)
+            writer, process = _spawn(plan, settings, token)
+            began, started_at = time.monotonic(), time.time()
+            if group is not None:
+                # At once: what the launcher forks before this is still found by its token.
+                why_not = cgroup.join(group, process.pid)
+                group = None if why_not else group
+            stat = proc_stat(process.pid)
+            tree = Tree(stat.start_ticks if stat else None, token, group)
+            if stat is not None:
+                tree.members[process.pid] = stat.start_ticks
+        signals.check()  # a signal that came meanwhile: stop the server now
         if stat is None:  # cannot happen for our own unreaped child
             raise StartFailed(f"vLLM for {plan.name!r}: pid {process.pid} vanished at start")
         health = _wait_until_healthy(process, plan, settings)
@@ -76,7 +75,10 @@ def start_server(plan: LaunchPlan, settings: Settings) -> Started:
         _end(tree, process, writer)
         raise StartFailed(f"{exc} Last lines of {plan.log_path}:\n{_log_tail(plan)}") from None
     except BaseException:
-        _end(tree, process, writer)
+        if process is not None:
+            _end(tree, process, writer)
+        elif group is not None:
+            cgroup.remove(group)
         raise
     _started[process.pid] = process
     return Started(
@@ -172,12 +174,17 @@ def _failure(plan: LaunchPlan, reason: str) -> StartFailed:
     return StartFailed(f"vLLM for {plan.name!r} {reason}; it was stopped and no state was written.")
 
 
-def _end(tree: Tree, process: subprocess.Popen[bytes], writer: subprocess.Popen[bytes]) -> None:
+def _end(
+    tree: Tree | None, process: subprocess.Popen[bytes], writer: subprocess.Popen[bytes]
+) -> None:
     """Kill the whole tree, then let the log writer take its last lines (it
     ends at EOF; something outside the tree holding the pipe would keep it)."""
-    kill_tree(tree)
+    if tree is None:  # failed before its tree was known: the process itself
+        process.kill()
+    else:
+        kill_tree(tree)
     process.wait()
-    if tree.cgroup is not None:
+    if tree is not None and tree.cgroup is not None:
         cgroup.remove(tree.cgroup)
     with contextlib.suppress(subprocess.TimeoutExpired):
         writer.wait(timeout=5)

@@ -19,7 +19,7 @@ from .launch import build_launch
 from .process import boot_id, describe, lock_holders, port_holders, port_in_use
 from .server import forget, start_server
 from .settings import Settings
-from .signals import terminations_unwind
+from .signals import critical, signals_unwind
 from .state import State, clear_state, read_state, write_state
 from .tree import Liveness, identify, kill_tree, stop_tree
 
@@ -128,7 +128,7 @@ def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
             "vLLM-backed entries"
         )
     plan = build_launch(entry, settings)
-    with terminations_unwind(), _switch_lock(settings):
+    with signals_unwind(), _switch_lock(settings):
         state = read_state(settings.state_file)
         if state is not None:
             same = state.logical_name == name and state.port == settings.port
@@ -164,7 +164,8 @@ def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
             log_path=str(started.log_path),
         )
         try:
-            write_state(settings.state_file, state)
+            with critical():  # a signal now is delivered once the state is written
+                write_state(settings.state_file, state)
         except BaseException:
             # a server nobody knows of would hold the port and GPU
             tree = identify(state)[1]
