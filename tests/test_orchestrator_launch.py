@@ -124,6 +124,9 @@ def test_bad_launch_input_is_refused_in_one_line(tmp_path, fields, overrides, me
         ("orchestrator.port=abc", "orchestrator.port: not an integer"),
         ("orchestrator.start_timeout_s=-1", "orchestrator.start_timeout_s: negative"),
         ("orchestrator.command=x", "orchestrator.command: expected a list"),
+        ("orchestrator.log_max_bytes=10", "orchestrator.log_max_bytes: must be at least 4096"),
+        ("orchestrator.request_timeout_s=0", "orchestrator.request_timeout_s: must be at least"),
+        ("orchestrator.log_keep=x", "orchestrator.log_keep: not an integer"),
     ],
 )
 def test_bad_settings_name_the_key(override, message):
