@@ -133,9 +133,9 @@ def identify(state: State) -> tuple[Liveness, Tree]:
         proven = alive and _started_by(stat, state.started_at) and _serves_port(state)
     tree = Tree(state.process_start_ticks, state.instance, cgroup_of(state))
     if proven:
+        # the rest of the tree is found when it is needed (a stop refreshes it)
         tree.members[state.pid] = stat.start_ticks
         tree.root_ticks = stat.start_ticks
-        tree.refresh()
         return Liveness.RUNNING, tree
     if tree.refresh():
         return Liveness.LEFTOVERS, tree
