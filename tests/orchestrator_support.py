@@ -4,6 +4,7 @@ the stand-in vLLM started through the orchestrator's own launch command."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import pytest
 from conftest import DEMO_REGISTRY, ROOT, Result, copy_registry, run_cli
-from process_support import kill_marked, marked_processes
+from process_support import command_line, kill_marked, marked_processes
 
 STANDIN = ROOT / "tests" / "servers" / "vllm_standin.py"
+FAKE_LAUNCHERS = ROOT / "tests" / "servers" / "fake_launchers.py"
+CHAT_PROXY = ROOT / "tests" / "servers" / "chat_proxy_standin.py"
 CASE_MARKER = "IMAGEWORKS_LOADER_TEST_CASE"
 FLORENCE = "florence-2-large_(FP16)"
 QWEN = "qwen2.5-vl-7b-instruct_(AWQ)"
@@ -34,6 +37,13 @@ def free_port() -> int:
 def standin_command() -> str:
     """``orchestrator.command`` as a Hydra override: vLLM's arguments, the stand-in's script."""
     words = ["{python}", str(STANDIN), "--model", "{model_path}", "--host", "{host}"]
+    words += ["--port", "{port}", "--served-model-name", "{served_id}"]
+    return "orchestrator.command=[" + ",".join(f"'{w}'" for w in words) + "]"
+
+
+def fake_command(mode: str) -> str:
+    """``orchestrator.command`` running one of ``tests/servers/fake_launchers.py``'s modes."""
+    words = ["{python}", str(FAKE_LAUNCHERS), mode, "--model", "{model_path}"]
     words += ["--port", "{port}", "--served-model-name", "{served_id}"]
     return "orchestrator.command=[" + ",".join(f"'{w}'" for w in words) + "]"
 
@@ -62,13 +72,16 @@ class Orchestra:
         """The test's own ``args`` come after the fixture's overrides, so they win."""
         return run_cli(command, *self.overrides, *args, env=env)
 
-    def popen_cli(self, command: str, *args: str) -> subprocess.Popen[str]:
+    def popen_cli(
+        self, command: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
         cli = Path(sys.executable).parent / "imageworks-loader"
         return subprocess.Popen(
             [str(cli), command, *self.overrides, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env={**os.environ, **(env or {})},
         )
 
     def state(self) -> dict | None:
@@ -93,6 +106,10 @@ class Orchestra:
         """Live processes started during this test."""
         return marked_processes(CASE_MARKER, os.environ[CASE_MARKER])
 
+    def live_servers(self) -> list[int]:
+        """``live()`` without the servers' log writers (each ends with its server)."""
+        return [pid for pid in self.live() if "logwriter.py" not in command_line(pid)]
+
     def config(self):
         from loader.config import load_config
 
@@ -116,9 +133,27 @@ def orchestra_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     # The real 2 s pause before starting a server after stopping one proves
     # nothing here (tests/test_orchestrator_launch.py checks its default).
     overrides.append("orchestrator.restart_backoff_s=0")
+    began = time.time()
     yield Orchestra(registry, models, state_file, port, overrides)
     # Even when the test failed: end every process it started, then say so.
     kill_marked(CASE_MARKER, case)
+    remove_empty_cgroups(since=began)
+
+
+def remove_empty_cgroups(since: float) -> None:
+    """The servers' cgroups made since ``since`` that are empty now (a server
+    the test left running was killed above, not stopped, so nothing removed
+    its cgroup; ``rmdir`` refuses one that still holds a process)."""
+    from loader.orchestrator import cgroup
+
+    parent, _ = cgroup.own_cgroup()
+    if parent is None:
+        return
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(parent):
+            if entry.name.startswith(cgroup.PREFIX) and entry.stat().st_mtime >= since - 1:
+                with contextlib.suppress(OSError):
+                    os.rmdir(entry.path)
 
 
 def wait_for(predicate, timeout: float = 10.0) -> bool:

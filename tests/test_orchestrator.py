@@ -241,7 +241,8 @@ def test_a_state_written_by_the_chat_proxy_is_understood(orchestra):
 
 
 def _ours_unknown() -> dict:
-    return {"process_start_ticks": None, "boot_id": None, "host": "", "argv": [], "log_path": ""}
+    unknown = {"process_start_ticks": None, "boot_id": None, "host": "", "argv": []}
+    return {**unknown, "log_path": "", "instance": None, "cgroup": None, "cgroup_why_not": None}
 
 
 def test_a_busy_port_is_refused_and_its_holder_left_alone(orchestra):
@@ -279,8 +280,8 @@ def test_two_racing_activations_end_with_one_consistent_server(orchestra):
     assert state in reported  # the one that ran last holds the port
     assert served_ids(orchestra.port) == [state["served_model_id"]]
     # exactly one server group is alive, and it is the recorded one
-    assert sorted(orchestra.live()) == sorted(group_alive(state["pid"]))
-    assert len(orchestra.live()) == 2
+    assert sorted(orchestra.live_servers()) == sorted(group_alive(state["pid"]))
+    assert len(orchestra.live_servers()) == 2
 
 
 def test_racing_activations_of_one_model_start_it_once(orchestra):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -123,6 +124,9 @@ def test_bad_launch_input_is_refused_in_one_line(tmp_path, fields, overrides, me
         ("orchestrator.port=abc", "orchestrator.port: not an integer"),
         ("orchestrator.start_timeout_s=-1", "orchestrator.start_timeout_s: negative"),
         ("orchestrator.command=x", "orchestrator.command: expected a list"),
+        ("orchestrator.log_max_bytes=10", "orchestrator.log_max_bytes: must be at least 4096"),
+        ("orchestrator.request_timeout_s=0", "orchestrator.request_timeout_s: must be at least"),
+        ("orchestrator.log_keep=x", "orchestrator.log_keep: not an integer"),
     ],
 )
 def test_bad_settings_name_the_key(override, message):
@@ -143,11 +147,56 @@ def test_the_state_file_keeps_the_chat_proxys_keys_and_rules(tmp_path, capsys):
     assert list(state.to_json())[:5] == [
         "logical_name", "served_model_id", "port", "pid", "started_at",
     ]  # fmt: skip
-    for bad in (
+    for absent in (
         '{"logical_name": "", "served_model_id": "s", "port": 1, "pid": 2}',
         '{"logical_name": "m", "served_model_id": "s", "port": 1, "pid": 0}',
-        "not json",
     ):
-        path.write_text(bad)
+        path.write_text(absent)
         assert read_state(path) is None
         assert "not a usable state" in capsys.readouterr().err
+    # what is not a state at all is an error naming the file (and the field)
+    for bad, message in (
+        ("not json", "invalid JSON at line 1 column 1"),
+        ("[1]", "expected a JSON object, found list"),
+        ('{"logical_name": "m", "served_model_id": "s", "port": 1, "pid": true}', "pid: not an"),
+        ('{"logical_name": 7, "served_model_id": "s", "port": 1, "pid": 2}', "logical_name"),
+    ):
+        path.write_text(bad)
+        with pytest.raises(OrchestrationError, match=message) as caught:
+            read_state(path)
+        assert str(caught.value).startswith(str(path)) and "\n" not in str(caught.value)
+
+
+def test_the_log_writer_cuts_at_line_ends_and_keeps_the_last_pieces(tmp_path):
+    from loader.orchestrator import logwriter
+
+    log = tmp_path / "m.log"
+    log.write_bytes(b"# header\n")
+    lines = b"".join(b"line %04d\n" % i for i in range(100))  # 10 bytes each
+    long_line = b"x" * 250 + b"\n"  # longer than a piece: cut at the size
+    proc = subprocess.run(
+        [sys.executable, logwriter.__file__, str(log), "100", "2"],
+        input=lines + long_line + b"last\n",
+        timeout=30,
+    )
+    assert proc.returncode == 0
+    pieces = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(pieces) == ["m.log", "m.log.1", "m.log.2"]
+    assert all(len(data) <= 100 for data in pieces.values())
+    assert pieces["m.log"].endswith(b"last\n")
+    # nothing lost in the pieces kept, and every cut but the long line's at a line's end
+    assert (pieces["m.log.2"] + pieces["m.log.1"] + pieces["m.log"]).endswith(
+        b"x" * 200 + b"\n" + b"last\n"
+    )
+
+
+def test_rotation_keeps_log_keep_pieces(tmp_path):
+    from loader.orchestrator.logwriter import rotate
+
+    log = tmp_path / "m.log"
+    for start in range(4):
+        log.write_text(f"start {start}\n")
+        rotate(log, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.log.1", "m.log.2"]
+    assert (tmp_path / "m.log.1").read_text() == "start 3\n"
+    assert (tmp_path / "m.log.2").read_text() == "start 2\n"

@@ -2,7 +2,7 @@
 
 One vLLM server at a time serves on ``orchestrator.port``; ``activate``
 switches it safely (under an inter-process lock, stopping the old server's
-whole process group, waiting for the new one's health), ``deactivate`` stops
+whole process tree, waiting for the new one's health), ``deactivate`` stops
 it, ``current`` reports it. Long-running callers, such as a chat proxy::
 
     from loader.orchestrator import activate, current, deactivate
@@ -11,8 +11,11 @@ it, ``current`` reports it. Long-running callers, such as a chat proxy::
     current()                                          # the same, or None
 
 Modules: ``settings`` (conf/orchestrator), ``state`` (the state file),
-``launch`` (the argv), ``process`` (pids, process groups, ports), ``health``,
-``server`` (start and wait), ``switch`` (the three operations).
+``launch`` (the argv), ``process`` (pids, signals, ports, from /proc),
+``tree`` (what belongs to one server, and stopping it), ``cgroup`` (a server's
+own cgroup, where one can be made), ``signals`` (SIGINT, SIGTERM, SIGHUP
+during a switch), ``logwriter`` (the rotating log), ``health`` (bounded
+checks), ``server`` (start and wait), ``switch`` (the three operations).
 """
 
 from __future__ import annotations

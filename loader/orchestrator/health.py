@@ -1,5 +1,8 @@
 """Is the server up? ``/health`` (or ``/v1/health``), then ``/v1/models``
-listing the served id."""
+listing the served id. Every request is a bounded live call
+(``loader.livecall``): ``request_timeout_s`` in all, connect, headers and body
+together, and at most ``health_max_bytes`` of answer; a whole check may be
+bounded further (``within``, what is left of a start's timeout)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .settings import Settings
 
 if TYPE_CHECKING:  # imported when first used: current-model needs no HTTP
-    import httpx
+    from ..livecall import Answer, LiveCallError, LiveClient
 
 
 @dataclass(frozen=True)
@@ -19,12 +22,16 @@ class Health:
     max_model_len: int | None = None
 
 
-def check_health(settings: Settings, port: int, served_id: str) -> Health:
-    """One round of checks against ``health_host:port``."""
-    import httpx
+def check_health(
+    settings: Settings, port: int, served_id: str, within: float | None = None
+) -> Health:
+    """One round of checks against ``health_host:port``, ending within
+    ``within`` seconds when given."""
+    from ..livecall import Limits, LiveCallError, LiveClient
 
     base = f"http://{_url_host(settings.health_host)}:{port}"
-    with httpx.Client(timeout=settings.request_timeout_s, trust_env=False) as client:
+    limits = Limits(total_s=settings.request_timeout_s, max_bytes=settings.health_max_bytes)
+    with LiveClient(limits, overall_s=within) as client:
         answers = []
         for path in settings.health_paths:
             status = _status(client, base + path)
@@ -34,43 +41,45 @@ def check_health(settings: Settings, port: int, served_id: str) -> Health:
         else:
             return Health(False, "; ".join(answers))
         try:
-            response = client.get(base + settings.models_path)
-        except httpx.HTTPError as exc:
+            answer = client.get(base + settings.models_path)
+        except LiveCallError as exc:
             return Health(False, f"{settings.models_path}: {_reason(exc)}")
-    if response.status_code != 200:
-        return Health(False, f"{settings.models_path}: {response.status_code}")
-    model = _listed_model(response, served_id)
+    if answer.status != 200:
+        return Health(False, f"{settings.models_path}: {answer.status}")
+    model = _listed_model(answer, served_id)
     if model is None:
         return Health(False, f"{settings.models_path} does not list {served_id!r}")
     length = model.get("max_model_len")
     return Health(True, "ok", length if isinstance(length, int) else None)
 
 
-def _status(client: httpx.Client, url: str) -> int | str:
-    import httpx
+def _status(client: LiveClient, url: str) -> int | str:
+    from ..livecall import LiveCallError
 
     try:
-        return client.get(url).status_code
-    except httpx.HTTPError as exc:
+        return client.get(url).status
+    except LiveCallError as exc:
         return _reason(exc)
 
 
-def _reason(exc: httpx.HTTPError) -> str:
-    import httpx
+def _reason(exc: LiveCallError) -> str:
+    return {
+        "connection": "connection refused",
+        "timeout": "timed out",
+        "too_large": "answer too large",
+        "malformed": "malformed answer",
+    }.get(exc.kind, exc.kind)
 
-    if isinstance(exc, httpx.ConnectError):
-        return "connection refused"
-    if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
-    return type(exc).__name__
 
+def _listed_model(answer: Answer, served_id: str) -> dict[str, Any] | None:
+    from ..livecall import LiveCallError
 
-def _listed_model(response: httpx.Response, served_id: str) -> dict[str, Any] | None:
     try:
-        data = response.json().get("data")
-    except (ValueError, AttributeError):
+        data = answer.json()
+    except LiveCallError:
         return None
-    for model in data if isinstance(data, list) else []:
+    listed = data.get("data") if isinstance(data, dict) else None
+    for model in listed if isinstance(listed, list) else []:
         if isinstance(model, dict) and model.get("id") == served_id:
             return model
     return None

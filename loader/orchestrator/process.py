@@ -1,9 +1,10 @@
-"""Processes on Linux: who a pid is, its process group, stopping it, ports.
+"""Processes on Linux, read from ``/proc``: who a pid is, its parent, its
+environment, signalling it without a pid race, and who listens on a port.
 
 A pid alone proves nothing: once a process exits, the kernel may give its
 number to an unrelated program. A process is identified by its pid plus its
 start time (``/proc/PID/stat`` field 22, clock ticks after boot) and the boot
-it belongs to; nothing is signalled unless both match.
+it belongs to; nothing is signalled unless both match (see ``tree``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import signal
 import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ PROC = Path("/proc")
 class ProcStat:
     pid: int
     state: str  # R, S, D, Z ...
+    ppid: int
     pgrp: int
     session: int
     start_ticks: int
@@ -46,10 +48,71 @@ def proc_stat(pid: int) -> ProcStat | None:
     return ProcStat(
         pid=pid,
         state=fields[0],
+        ppid=int(fields[1]),
         pgrp=int(fields[2]),
         session=int(fields[3]),
         start_ticks=int(fields[19]),
     )
+
+
+def all_processes() -> list[ProcStat]:
+    """Every live (not zombie) process, from one scan of ``/proc``."""
+    found = []
+    for entry in os.scandir(PROC):
+        if entry.name.isdigit():
+            stat = proc_stat(int(entry.name))
+            if stat is not None and stat.running:
+                found.append(stat)
+    return found
+
+
+def start_epoch(start_ticks: int) -> float | None:
+    """A start time in clock ticks after boot, as epoch seconds (to within a
+    second: the boot time is recorded in whole seconds)."""
+    try:
+        for line in (PROC / "stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return int(line.split()[1]) + start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def environ_has(pid: int, entry: bytes) -> bool:
+    """Whether ``KEY=VALUE`` ``entry`` is in the environment ``pid`` started with."""
+    try:
+        with open(PROC / str(pid) / "environ", "rb") as handle:
+            data = handle.read(1 << 20)  # environments are small; never read more
+    except OSError:
+        return False
+    return entry in data.split(b"\0")
+
+
+def signal_exact(pid: int, start_ticks: int, signum: int) -> bool:
+    """Send ``signum`` to ``pid`` only if it is still the process that started
+    at ``start_ticks``. Through a pidfd where the kernel has them, so the
+    number cannot be reused between the check and the signal. Returns whether
+    the signal was sent."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except (AttributeError, OSError):
+        fd = None  # no pidfds (Linux < 5.3): the check and the kill stay close together
+    try:
+        stat = proc_stat(pid)
+        if stat is None or stat.start_ticks != start_ticks or not stat.running:
+            return False
+        if fd is None:
+            os.kill(pid, signum)
+        else:
+            signal.pidfd_send_signal(fd, signum)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def boot_id() -> str | None:
@@ -70,68 +133,17 @@ def command_line(pid: int) -> list[str]:
 def describe(pid: int, width: int = 80) -> str:
     """``pid 123 (python -m http.server)`` for messages."""
     words = " ".join(command_line(pid))
+    # outside text in a one-line message: control characters are shown escaped
+    words = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", words)
     if len(words) > width:
         words = words[: width - 3] + "..."
     return f"pid {pid} ({words})" if words else f"pid {pid}"
-
-
-def group_members(pgid: int) -> list[ProcStat]:
-    """Live (not zombie) processes of process group ``pgid``."""
-    members = []
-    for entry in os.scandir(PROC):
-        if not entry.name.isdigit():
-            continue
-        stat = proc_stat(int(entry.name))
-        if stat is not None and stat.pgrp == pgid and stat.running:
-            members.append(stat)
-    return members
 
 
 def reap(pid: int) -> None:
     """Collect ``pid``'s exit status if it is our child, so it is no zombie."""
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
-
-
-def stop_group(pgid: int, timeout: float) -> bool:
-    """SIGTERM process group ``pgid``, wait up to ``timeout`` s for all of it
-    to exit, then SIGKILL what is left. Returns False if SIGKILL was needed.
-
-    The caller has checked that the group is ours: the kernel keeps a group's
-    number reserved while any member lives, so it cannot name another group.
-    """
-    if _wait_group_gone(pgid, 0.0):
-        return True
-    _signal_group(pgid, signal.SIGTERM)
-    if _wait_group_gone(pgid, timeout):
-        return True
-    _signal_group(pgid, signal.SIGKILL)
-    _wait_group_gone(pgid, 10.0)
-    return False
-
-
-def kill_group(pgid: int) -> None:
-    """SIGKILL a group we have just started and wait for it to be gone."""
-    _signal_group(pgid, signal.SIGKILL)
-    _wait_group_gone(pgid, 10.0)
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signum)
-
-
-def _wait_group_gone(pgid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    pause = 0.02
-    while True:
-        reap(pgid)
-        if not group_members(pgid):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(pause)
-        pause = min(pause * 2, 0.25)
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -150,6 +162,49 @@ def port_in_use(host: str, port: int) -> bool:
                 f"orchestrator.host {host!r}: cannot bind port {port} there: {exc.strerror or exc}"
             ) from None
     return False
+
+
+def listening_inodes(port: int) -> set[int]:
+    """Inodes of the sockets listening on TCP ``port`` at any address (this
+    network namespace's ``/proc/net/tcp`` and ``tcp6``)."""
+    inodes = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = (PROC / "net" / name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            # "0: 0100007F:5DC1 00000000:0000 0A ... uid timeout inode ..."; 0A is LISTEN.
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A":
+                with contextlib.suppress(ValueError):
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(int(fields[9]))
+    return inodes
+
+
+def port_holders(port: int) -> list[int]:
+    """Pids with a listening socket on ``port`` open (from their fds; another
+    user's processes cannot be seen unless we are root)."""
+    targets = {f"socket:[{inode}]" for inode in listening_inodes(port)}
+    if not targets:
+        return []
+    holders = []
+    for entry in os.scandir(PROC):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = list(os.scandir(f"{entry.path}/fd"))
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd.path) in targets:
+                    holders.append(int(entry.name))
+                    break
+            except OSError:
+                continue
+    return sorted(holders)
 
 
 def lock_holders(path: Path) -> list[int]:

@@ -30,6 +30,10 @@ class Settings:
     restart_backoff_s: float
     poll_interval_s: float
     request_timeout_s: float
+    health_max_bytes: int
+    log_max_bytes: int
+    log_keep: int
+    use_cgroup: bool
     health_paths: tuple[str, ...]
     models_path: str
     state_file: Path
@@ -38,7 +42,7 @@ class Settings:
     def from_config(cls, cfg: Config) -> Settings:
         raw: dict[str, Any] = cfg.get("orchestrator") or {}
 
-        def number(key: str, kind: type = float, optional: bool = False) -> Any:
+        def number(key: str, kind: type = float, optional: bool = False, least: float = 0) -> Any:
             value = raw.get(key)
             if value is None and optional:
                 return None
@@ -51,6 +55,10 @@ class Settings:
                 ) from None
             if result < 0:
                 raise OrchestrationError(f"config orchestrator.{key}: negative: {value!r}")
+            if result < least:
+                raise OrchestrationError(
+                    f"config orchestrator.{key}: must be at least {least:g}: {value!r}"
+                )
             return result
 
         command = raw.get("command")
@@ -79,7 +87,11 @@ class Settings:
             lock_timeout_s=number("lock_timeout_s"),
             restart_backoff_s=number("restart_backoff_s"),
             poll_interval_s=number("poll_interval_s"),
-            request_timeout_s=number("request_timeout_s"),
+            request_timeout_s=number("request_timeout_s", least=0.001),
+            health_max_bytes=number("health_max_bytes", int, least=1024),
+            log_max_bytes=number("log_max_bytes", int, least=4096),
+            log_keep=number("log_keep", int),
+            use_cgroup=bool(raw.get("use_cgroup", True)),
             health_paths=tuple(str(p) for p in raw.get("health_paths") or ("/health",)),
             models_path=str(raw.get("models_path") or "/v1/models"),
             state_file=Path(os.path.expanduser(str(state_file))).absolute(),

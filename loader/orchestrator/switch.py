@@ -8,35 +8,24 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any
 
 from ..errors import OrchestrationError, RegistryWriteError
 from ..locking import LockTimeout, file_lock
 from ..registry import Registry, default_registry
+from . import cgroup
 from .health import check_health
-from .launch import build_launch, flag_name
-from .process import (
-    boot_id,
-    command_line,
-    describe,
-    group_members,
-    kill_group,
-    lock_holders,
-    port_in_use,
-    proc_stat,
-    stop_group,
-)
+from .launch import build_launch
+from .process import boot_id, describe, lock_holders, port_holders, port_in_use
 from .server import forget, start_server
 from .settings import Settings
+from .signals import critical, signals_unwind
 from .state import State, clear_state, read_state, write_state
+from .tree import Liveness, identify, kill_tree, stop_tree
 
-
-class Liveness(Enum):
-    RUNNING = "running"  # the recorded process, still alive
-    GONE = "gone"  # it exited, and nothing of its group is left
-    LEFTOVERS = "leftovers"  # its leader exited; other members of its group live on
-    FOREIGN = "foreign"  # the pid now belongs to an unrelated program
+# How long a stopped server's port may take to be free (its sockets close as
+# its processes exit; this only covers the kernel's own bookkeeping).
+PORT_FREE_WAIT_S = 5.0
 
 
 def _say(message: str) -> None:
@@ -44,44 +33,8 @@ def _say(message: str) -> None:
 
 
 def liveness(state: State) -> Liveness:
-    """Whether ``state``'s process is still the one that was started."""
-    stat = proc_stat(state.pid)
-    if state.process_start_ticks is None:
-        # Written by the chat proxy, which records no start time: accept the pid
-        # only if its command line serves the recorded port.
-        ours = stat is not None and stat.running and _serves_port(state.pid, state.port)
-    else:
-        same_boot = state.boot_id is None or state.boot_id == boot_id()
-        ours = (
-            same_boot
-            and stat is not None
-            and stat.running
-            and stat.start_ticks == state.process_start_ticks
-        )
-        if not same_boot:
-            return Liveness.GONE  # a reboot ended every process
-    if ours:
-        return Liveness.RUNNING
-    if stat is not None and stat.running:
-        return Liveness.FOREIGN
-    # The kernel keeps the number of a group with live members reserved, so
-    # members of group PID in session PID are the leftovers of this server.
-    leftovers = [
-        m
-        for m in group_members(state.pid)
-        if m.session == state.pid and m.start_ticks >= (state.process_start_ticks or 0)
-    ]
-    return Liveness.LEFTOVERS if leftovers else Liveness.GONE
-
-
-def _serves_port(pid: int, port: int) -> bool:
-    words = command_line(pid)
-    for i, word in enumerate(words):
-        if word == "--port" and words[i + 1 : i + 2] == [str(port)]:
-            return True
-        if flag_name(word) == "--port" and word == f"--port={port}":
-            return True
-    return False
+    """Whether ``state``'s process is still the one that was started (see ``tree``)."""
+    return identify(state)[0]
 
 
 @contextlib.contextmanager
@@ -103,15 +56,16 @@ def _switch_lock(settings: Settings, timeout: float | None = None) -> Iterator[N
 
 
 def _settle(state: State, settings: Settings) -> bool:
-    """Stop ``state``'s server if it is still ours. Returns True if something
-    was stopped; never signals a process whose identity does not match."""
-    status = liveness(state)
+    """Stop ``state``'s server if it is still ours: its whole tree, and never
+    a process whose identity does not match. Returns True if something was
+    stopped; raises if the port is still held afterwards."""
+    status, tree = identify(state)
     if status is Liveness.RUNNING:
         _say(f"stopping {state.logical_name!r} ({describe(state.pid)})")
     elif status is Liveness.LEFTOVERS:
         _say(
-            f"warning: {state.logical_name!r} (pid {state.pid}) has exited; "
-            "stopping what is left of its process group"
+            f"warning: {state.logical_name!r} (pid {state.pid}) has exited; stopping what is "
+            f"left of it: {', '.join(f'pid {pid}' for pid in sorted(tree.members))}"
         )
     elif status is Liveness.FOREIGN:
         _say(
@@ -121,14 +75,45 @@ def _settle(state: State, settings: Settings) -> bool:
         return False
     else:
         _say(f"warning: {state.logical_name!r} (pid {state.pid}) is no longer running")
+        if tree.cgroup is not None:
+            cgroup.remove(tree.cgroup)  # only if empty: a cgroup with a process refuses
         return False
-    if not stop_group(state.pid, settings.stop_timeout_s):
+    stopped = stop_tree(tree, settings.stop_timeout_s)
+    if stopped.killed:
         _say(
             f"warning: {state.logical_name!r} ignored SIGTERM for {settings.stop_timeout_s:g}s; "
             "killed"
         )
     forget(state.pid)
+    if tree.cgroup is not None and not stopped.survivors:
+        cgroup.remove(tree.cgroup)
+    if stopped.survivors:
+        raise OrchestrationError(
+            f"{state.logical_name!r}: {', '.join(map(describe, stopped.survivors))} survived "
+            "SIGKILL (stuck in the kernel?); the state was kept"
+        )
     return True
+
+
+def _require_port_free(port: int, settings: Settings, stopped: State | None) -> None:
+    """Raise naming the holder when something listens on ``port``; after a
+    stop (``stopped``), give the kernel a moment to let the port go first."""
+    deadline = time.monotonic() + (PORT_FREE_WAIT_S if stopped else 0)
+    while port_in_use(settings.host, port):
+        if time.monotonic() >= deadline:
+            holders = [describe(pid) for pid in port_holders(port)]
+            who = ", ".join(holders) or "a process that cannot be seen from here"
+            if stopped is None:
+                raise OrchestrationError(
+                    f"port {port} is in use by {who}, which imageworks-loader did not start; "
+                    "it was left alone"
+                )
+            raise OrchestrationError(
+                f"port {port} is still held by {who} after stopping "
+                f"{stopped.logical_name!r}; it is not provably part of that server, so it "
+                "was left alone"
+            )
+        time.sleep(0.05)
 
 
 def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
@@ -143,9 +128,8 @@ def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
             "vLLM-backed entries"
         )
     plan = build_launch(entry, settings)
-    with _switch_lock(settings):
+    with signals_unwind(), _switch_lock(settings):
         state = read_state(settings.state_file)
-        stopped = False
         if state is not None:
             same = state.logical_name == name and state.port == settings.port
             if same and liveness(state) is Liveness.RUNNING:
@@ -156,13 +140,10 @@ def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
                 _say(f"{name!r} is running but not healthy ({health.detail}); restarting it")
             stopped = _settle(state, settings)
             clear_state(settings.state_file)
-        if stopped:
-            time.sleep(settings.restart_backoff_s)
-        if port_in_use(settings.host, settings.port):
-            raise OrchestrationError(
-                f"port {settings.port} is in use by a process imageworks-loader did not "
-                f"start; it was left alone (find it with: ss -ltnp 'sport = :{settings.port}')"
-            )
+            if stopped:
+                _require_port_free(state.port, settings, stopped=state)
+                time.sleep(settings.restart_backoff_s)
+        _require_port_free(settings.port, settings, stopped=None)
         for warning in plan.warnings:
             _say(f"warning: {warning}")
         _say(f"starting {name!r} on port {settings.port} (log: {plan.log_path})")
@@ -175,14 +156,22 @@ def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
             started_at=started.started_at,
             process_start_ticks=started.stat.start_ticks,
             boot_id=boot_id(),
+            instance=started.token,
+            cgroup=str(started.cgroup) if started.cgroup else None,
+            cgroup_why_not=started.cgroup_why_not,
             host=settings.host,
             argv=plan.argv,
             log_path=str(started.log_path),
         )
         try:
-            write_state(settings.state_file, state)
+            with critical():  # a signal now is delivered once the state is written
+                write_state(settings.state_file, state)
         except BaseException:
-            kill_group(started.pid)  # a server nobody knows of would hold the port and GPU
+            # a server nobody knows of would hold the port and GPU
+            tree = identify(state)[1]
+            kill_tree(tree)
+            if tree.cgroup is not None:
+                cgroup.remove(tree.cgroup)
             forget(started.pid)
             raise
     _record_activation(registry, name, started.startup_s, started.health.max_model_len)
@@ -217,6 +206,8 @@ def deactivate(*, registry: Registry | None = None) -> dict[str, Any] | None:
             return None
         stopped = _settle(state, settings)
         clear_state(settings.state_file)
+        if stopped:
+            _require_port_free(state.port, settings, stopped=state)
     return state.to_json() if stopped else None
 
 
@@ -234,7 +225,7 @@ def current(*, registry: Registry | None = None) -> dict[str, Any] | None:
     if status is Liveness.LEFTOVERS:
         _say(
             f"warning: {state.logical_name!r} (pid {state.pid}) has exited but members of its "
-            "process group live on; `activate-model --stop` stops them"
+            "process tree live on; `activate-model --stop` stops them"
         )
         return None
     _clear_if_unchanged(settings, state, status)
