@@ -88,7 +88,14 @@ def free_port() -> int:
         ("qwen2.5vl:7b", "Q4_K_M", "qwen2.5vl_7b_(Q4_K_M)"),
         ("llama3.1-local:latest", "Q5_K_M", "llama3.1-local-latest_(Q5_K_M)"),
         ("huihui_ai/gpt-oss-abliterated:20b", "F16", "gpt-oss-abliterated_20b_(F16)"),
-        ("llama3.1:8b-instruct-q4_K_M", "Q4_K_M", "llama3.1_8b-instruct_(Q4_K_M)"),
+        # Issue 17.4: as ImageWorks names fresh imports (imageworks-facts.md).
+        ("llama3.1:8b-instruct-q5_K_M", "Q5_K_M", "llama3.1-8b-instruct_(Q5_K_M)"),
+        (
+            "huihui-gpt-oss-20b-mxfp4-abliterated-v2:latest",
+            "MXFP4",
+            "huihui-gpt-oss-20b-abliterated-v2-latest_(MXFP4)",
+        ),
+        ("nomic-embed-text:latest", "F16", "nomic-embed-text-latest_(F16)"),
     ],
 )
 def test_a_new_models_name_is_made_from_its_tag_as_in_the_real_registry(tag, quant, name):
