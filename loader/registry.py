@@ -25,6 +25,7 @@ from .compose import (
     Interpolator,
     Sources,
     compose,
+    iter_interpolated,
     layer_of,
     parse_entry_overrides,
     set_path,
@@ -309,7 +310,7 @@ class Registry:
 
     def _record_stamps(self, files: LayerFiles, sources: Sources) -> None:
         # Never reloads: this runs under the registry lock.
-        if sources.curated.has_interpolation or sources.discovered.has_interpolation:
+        if _resolves_config(sources.curated) or _resolves_config(sources.discovered):
             return  # resolved values depend on config and environment: never a cache
         if not self._layers_changed(files):
             SnapshotStamps(files, self.dynamic).record()
@@ -510,6 +511,16 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _resolves_config(layer: Layer) -> bool:
+    """The layer holds an interpolation that config or the environment
+    resolves; text stored literally (``loader.literal``) resolves to itself."""
+    from .literal import interpolates
+
+    if not layer.has_interpolation:
+        return False
+    return any(interpolates(text) for _, text in iter_interpolated(layer.entries))
 
 
 def _sources(files: LayerFiles, curated: bytes | None, discovered: bytes | None) -> Sources:

@@ -2,15 +2,16 @@
 OpenAI-compatible chat endpoint that misbehave on purpose.
 
     python tests/servers/hostile.py --mode MODE [--target PATH] [--only-model TAG]
-        [--models MODELS.json] [--answer TEXT | --content JSON] [--life SECONDS]
+        [--models MODELS.json] [--answer TEXT [--repeat N] | --content JSON]
+        [--life SECONDS]
 
 It binds 127.0.0.1 (a free port), prints ``PORT <n>`` once it listens, and
 exits by itself after ``--life`` seconds (default 120), whatever happens.
 
 It serves ``GET /api/tags`` and ``POST /api/show`` (the models of MODELS.json,
 as tests/servers/ollama_api.py does), ``GET /v1/models`` and ``POST
-/v1/chat/completions`` (``--answer`` as the message content, or ``--content``,
-a JSON value, as it is). Requests to ``--target`` (default: every path; with
+/v1/chat/completions`` (``--answer`` repeated ``--repeat`` times as the
+message content, or ``--content``, a JSON value, as it is). Requests to ``--target`` (default: every path; with
 ``--only-model``, only that tag's ``/api/show``) get the mode instead:
 
   normal           the ordinary answer
@@ -214,12 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only-model", default=None)
     parser.add_argument("--models", type=Path, default=None)
     parser.add_argument("--answer", default="red")
+    parser.add_argument("--repeat", type=int, default=1, help="--answer, this many times")
     parser.add_argument("--content", default=None, help="the message content, as JSON")
     parser.add_argument("--life", type=float, default=120.0)
     args = parser.parse_args(argv)
     Handler.mode, Handler.target, Handler.only_model = args.mode, args.target, args.only_model
     Handler.models_file = args.models
-    Handler.content = json.loads(args.content) if args.content is not None else args.answer
+    answer = args.answer * args.repeat
+    Handler.content = json.loads(args.content) if args.content is not None else answer
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     # Bounded life: gone after --life seconds even if nobody stops it.
