@@ -157,6 +157,22 @@ def test_a_tag_holding_an_interpolation_is_refused_at_the_door(case, tmp_path):
     assert later.returncode == 0, later.stderr
 
 
+def test_a_tag_listed_twice_is_said_in_one_warning_line_and_the_later_wins(case, tmp_path):
+    registry = empty_registry_folder(tmp_path)
+    served = models_file(
+        tmp_path, [model(PHI4, size=1), QWEN3, model(PHI4, size=2), model(PHI4, size=3)]
+    )
+    with case.server("normal", "--models", str(served)) as url:
+        run = import_ollama(case, registry, url)
+    assert run.returncode == 0, run.stderr
+    (line,) = run.lines()
+    assert line.startswith("imageworks-loader: warning: ")
+    assert "'phi4:14b' ×3" in line and "later" in line
+    snapshot = json.loads((registry / SNAPSHOT).read_text(encoding="utf-8"))
+    sizes = {e["name"]: e["download_size_bytes"] for e in snapshot}
+    assert sizes == {"phi4_14b_(Q4_K_M)": 3, "qwen3_8b_(Q4_K_M)": QWEN3["size"]}
+
+
 # --- probe-vision --------------------------------------------------------------------------
 
 
@@ -232,6 +248,28 @@ def test_an_injected_answer_is_recorded_literally(case, demo, tmp_path):
     snapshot = json.loads((demo / SNAPSHOT).read_text(encoding="utf-8"))
     stored = next(e for e in snapshot if e["name"] == QWEN_VL)["probes"]["vision"]
     assert stored["answer"] == answer and answer in stored["notes"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "too-big"])
+def test_an_image_that_is_not_a_bounded_regular_file_is_refused(case, demo, tmp_path, kind):
+    path = tmp_path / "photo.png"
+    if kind == "fifo":
+        os.mkfifo(path)  # nobody writes: a plain open would wait for ever
+    elif kind == "dev-zero":
+        path = Path("/dev/zero")
+    else:
+        path.write_bytes(solid_png((1, 2, 3)) + bytes(2 * CAP_BYTES))
+    before = folder_digest(demo)
+    with case.server("normal") as url:
+        run = probe(case, demo, url, str(path), "probe.max_image_bytes=1048576")
+    expected = {
+        "fifo": "not a regular file",
+        "dev-zero": "not a regular file",
+        "too-big": "larger than 1,048,576 bytes (probe.max_image_bytes)",
+    }[kind]
+    assert_bounded_failure(run, str(path), expected)
+    assert run.stdout == ""
+    assert folder_digest(demo) == before
 
 
 def test_a_long_answer_is_recorded_as_an_excerpt_with_its_length_and_sha256(case, demo, tmp_path):

@@ -11,8 +11,9 @@ exits by itself after ``--life`` seconds (default 120), whatever happens.
 It serves ``GET /api/tags`` and ``POST /api/show`` (the models of MODELS.json,
 as tests/servers/ollama_api.py does), ``GET /v1/models`` and ``POST
 /v1/chat/completions`` (``--answer`` repeated ``--repeat`` times as the
-message content, or ``--content``, a JSON value, as it is). Requests to ``--target`` (default: every path; with
-``--only-model``, only that tag's ``/api/show``) get the mode instead:
+message content, or ``--content``, a JSON value, as it is). Requests to
+``--target`` (default: every path; with ``--only-model``, only that tag's
+``/api/show``) get the mode instead:
 
   normal           the ordinary answer
   trickle-body     the headers, then the body one byte every 50 ms
