@@ -37,10 +37,13 @@ READ_CHUNK = 64 * 1024
 class LiveCallError(RegistryError):
     """A live call failed; ``kind`` says how (see the module docstring)."""
 
-    def __init__(self, message: str, kind: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, kind: str, status: int | None = None, reason: str = ""
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
+        self.reason = reason  # the lower layer's own words, when there are any
 
 
 @dataclass(frozen=True)
@@ -257,8 +260,9 @@ class LiveClient:
                     "timeout",
                 ) from None
             except (httpcore.ConnectError, OSError) as exc:
+                reason = _reason(exc)
                 raise LiveCallError(
-                    f"{method} {url}: connection failed ({_reason(exc)})", "connection"
+                    f"{method} {url}: connection failed ({reason})", "connection", reason=reason
                 ) from None
             except (
                 httpcore.ProtocolError,

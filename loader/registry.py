@@ -353,6 +353,7 @@ class Registry:
                 entries[index[name]] = entry
                 self._warn_if_masked(name, fields, fresh)
             changed = write_if_changed(files.discovered, disc.style.pieces(entries))
+        del changes, entries, index, fresh, disc  # a big save holds one copy less while reloading
         kept = dict(self.entries)
         deferred, self.defer_snapshot_refresh = self.defer_snapshot_refresh, True
         try:

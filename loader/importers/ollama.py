@@ -260,6 +260,7 @@ def import_ollama(
     plan = plan_import(
         registry, {"source": "ollama", "url": base}, candidates, refresh_patterns(registry)
     )
+    del candidates, facts  # the plan holds what is written (10,000 tags: 10,000 of each)
     now = datetime.now(UTC).isoformat()
     for tag in sorted(set(by_tag) - set(listed)):
         for name in by_tag[tag]:

@@ -73,7 +73,7 @@ class OllamaReader:
         except LiveCallError as exc:
             if exc.kind == "connection":
                 raise ImporterError(
-                    f"Ollama not reachable at {self.url} ({exc}); start it, or set "
+                    f"Ollama not reachable at {self.url} ({exc.reason or exc}); start it, or set "
                     f"{URL_VARIABLE} (or importers.ollama.url, or --url) to where it listens"
                 ) from None
             raise ImporterError(f"Ollama at {self.url}: /api/tags: {_plain(exc)}") from None
