@@ -296,8 +296,8 @@ def probe(
     rounds: list[dict[str, Any]] = []
     with _client(settings) as client:
         for image in images:
-            record: dict[str, Any] = dict(image=image.label, expected=image.expected, ok=False)
-            record.update(_recorded(None), latency_ms=None)
+            record: dict[str, Any] = dict(image=image.label, expected=image.expected)
+            record.update(_recorded(None), ok=False, latency_ms=None)
             rounds.append(record)
             try:
                 answer, record["latency_ms"] = ask(client, chosen, prompt, image, settings)
