@@ -19,6 +19,7 @@ the first import of 10,000 tags in at most 30 s and 256 MB.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -137,15 +138,16 @@ def serve(count: int) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             tag = json.loads(self.rfile.read(length) or b"{}").get("model")
             body = shows.get(tag)
-            self._send(body if body is not None else b'{"error": "not found"}', 200 if body else 404)
+            if body is None:
+                self._send(b'{"error": "not found"}', 404)
+            else:
+                self._send(body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     print(f"PORT {server.server_address[1]}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 # --- measuring -------------------------------------------------------------------------

@@ -141,6 +141,10 @@ class _BoundedBackend(httpcore.NetworkBackend):
         raise httpcore.ConnectError("unix sockets are not used for live calls")
 
     def sleep(self, seconds: float) -> None:
+        # A retry's back-off never outlasts the request's deadline.
+        at = self._deadlines.at
+        if at is not None:
+            seconds = max(0.0, min(seconds, at - time.monotonic()))
         self._inner.sleep(seconds)
 
 
