@@ -13,7 +13,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from .errors import EXIT_OK, RegistryError
@@ -561,6 +561,20 @@ def run(argv: Sequence[str]) -> int:
     return code
 
 
+def _batched(pieces: Iterable[str], size: int = 1 << 16) -> Iterator[str]:
+    """Small encoder pieces joined into writes of about ``size`` characters."""
+    batch: list[str] = []
+    length = 0
+    for piece in pieces:
+        batch.append(piece)
+        length += len(piece)
+        if length >= size:
+            yield "".join(batch)
+            batch, length = [], 0
+    if batch:
+        yield "".join(batch)
+
+
 def to_json(result: Any) -> str:
     """Indented JSON; a list of rows prints one row per line (easy to scan and
     grep, and the C encoder makes it cheap for a thousand models)."""
@@ -581,8 +595,16 @@ def emit(command: str, result: Any, *, compact: bool = False) -> int:
                 print(f"{PROG} {command}: {line}", file=sys.stderr)
         result, code = result.data, result.exit_code
     try:
-        text = json.dumps(result, separators=(",", ":")) if compact else to_json(result)
-        sys.stdout.write(text + "\n")
+        if compact:
+            sys.stdout.write(json.dumps(result, separators=(",", ":")) + "\n")
+        elif isinstance(result, dict):
+            # Written as it is encoded: a big report (an import of 10,000 tags)
+            # never exists twice over as one string.
+            for piece in _batched(json.JSONEncoder(indent=2).iterencode(result)):
+                sys.stdout.write(piece)
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write(to_json(result) + "\n")
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader stopped early (`| head`): say nothing more, here or at exit.

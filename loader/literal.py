@@ -25,6 +25,17 @@ def escape(text: str) -> str:
     return _OPENER.sub(lambda m: m.group(1) * 2 + "\\${", text)
 
 
+# An opener that OmegaConf resolves: preceded by an even run of backslashes
+# (none included), so it is not one that ``escape()`` wrote.
+_LIVE_OPENER = re.compile(r"(?<!\\)(?:\\\\)*\$\{")
+
+
+def interpolates(text: str) -> bool:
+    """True when OmegaConf would resolve something in ``text``; False for
+    text without ``${`` and for text that ``escape()`` made literal."""
+    return "${" in text and _LIVE_OPENER.search(text) is not None
+
+
 def literal(data: Any) -> Any:
     """``data`` with every string value escaped by ``escape()`` (keys are never
     resolved, so they stay as they are)."""

@@ -37,10 +37,13 @@ READ_CHUNK = 64 * 1024
 class LiveCallError(RegistryError):
     """A live call failed; ``kind`` says how (see the module docstring)."""
 
-    def __init__(self, message: str, kind: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, kind: str, status: int | None = None, reason: str = ""
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
+        self.reason = reason  # the lower layer's own words, when there are any
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,10 @@ class _BoundedBackend(httpcore.NetworkBackend):
         raise httpcore.ConnectError("unix sockets are not used for live calls")
 
     def sleep(self, seconds: float) -> None:
+        # A retry's back-off never outlasts the request's deadline.
+        at = self._deadlines.at
+        if at is not None:
+            seconds = max(0.0, min(seconds, at - time.monotonic()))
         self._inner.sleep(seconds)
 
 
@@ -257,8 +264,9 @@ class LiveClient:
                     "timeout",
                 ) from None
             except (httpcore.ConnectError, OSError) as exc:
+                reason = _reason(exc)
                 raise LiveCallError(
-                    f"{method} {url}: connection failed ({_reason(exc)})", "connection"
+                    f"{method} {url}: connection failed ({reason})", "connection", reason=reason
                 ) from None
             except (
                 httpcore.ProtocolError,

@@ -222,13 +222,14 @@ def unlock_op(registry: Registry, name: str) -> dict[str, Any]:
     return result
 
 
-def import_ollama_op(
-    registry: Registry, url: str | None = None, dry_run: bool = False
-) -> dict[str, Any]:
+def import_ollama_op(registry: Registry, url: str | None = None, dry_run: bool = False) -> Any:
     """Record the models of a running Ollama in the discovered layer."""
     from .importers import import_ollama
 
-    return import_ollama(registry, url=url, dry_run=bool(dry_run))
+    report = import_ollama(registry, url=url, dry_run=bool(dry_run))
+    if report["refused"]:  # the good models are recorded; each bad one is named
+        return Outcome(report, EXIT_USAGE, "\n".join(r["error"] for r in report["refused"]))
+    return report
 
 
 def import_dir_op(

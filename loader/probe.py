@@ -9,105 +9,51 @@ with odds (1/6)^rounds. The result is stored in the discovered layer under
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
-import secrets
-import struct
 import time
-import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ProbeInputError, RegistryLoadError
+from .literal import literal
+from .livecall import Limits, LiveCallError, LiveClient
+from .probe_images import (
+    COLOURS,
+    MAX_IMAGE_BYTES,
+    PNG_MAGIC,
+    ProbeImage,
+    builtin_images,
+    image_mime,
+    solid_png,
+    user_image,
+)
 from .registry import Registry, default_registry
 from .service import SelectedModel, select_model
 
 if TYPE_CHECKING:
-    import httpx
-
     from .config import Config
 
-__all__ = ["COLOURS", "PROBE_VERSION", "ProbeResult", "run_vision_probe"]
+__all__ = [
+    "COLOURS",
+    "PNG_MAGIC",
+    "PROBE_VERSION",
+    "ProbeImage",
+    "ProbeResult",
+    "image_mime",
+    "run_vision_probe",
+    "solid_png",
+]
 
 # Bump when the method changes, so results recorded by an older one are redone.
 PROBE_VERSION = 1
 
-COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 30, 30),
-    "green": (30, 180, 60),
-    "blue": (30, 60, 220),
-    "yellow": (240, 220, 40),
-    "black": (0, 0, 0),
-    "white": (255, 255, 255),
-}
-
 EXCERPT_CHARS = 160
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-# --- images -----------------------------------------------------------------
-
-
-def solid_png(rgb: tuple[int, int, int], size: int = 64) -> bytes:
-    """A ``size``×``size`` PNG of one colour (8-bit RGB, no filtering)."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + body))
-        return struct.pack(">I", len(body)) + kind + body + crc
-
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    row = b"\x00" + bytes(rgb) * size  # filter byte 0, then the pixels
-    pixels = zlib.compress(row * size, 9)
-    return PNG_MAGIC + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-
-
-def image_mime(data: bytes) -> str | None:
-    """The MIME type by magic bytes (PNG, JPEG, WebP, GIF), never by file name."""
-    if data.startswith(PNG_MAGIC):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return None
-
-
-@dataclass(frozen=True)
-class ProbeImage:
-    """One image to ask about: its label in the result, bytes, and what it shows."""
-
-    label: str  # a path, or builtin:<colour>
-    data: bytes
-    mime: str
-    expected: str | None
-
-    def data_url(self) -> str:
-        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
-
-
-def builtin_images(rounds: int) -> list[ProbeImage]:
-    """``rounds`` squares, each colour drawn independently at random."""
-    colours = [secrets.choice(list(COLOURS)) for _ in range(rounds)]
-    return [ProbeImage(f"builtin:{c}", solid_png(COLOURS[c]), "image/png", c) for c in colours]
-
-
-def user_image(path: str | Path, expect: str | None) -> ProbeImage:
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ProbeInputError(f"{path}: image not found") from None
-    except OSError as exc:
-        raise ProbeInputError(f"{path}: cannot read the image: {exc.strerror or exc}") from None
-    mime = image_mime(data)
-    if mime is None:
-        raise ProbeInputError(f"{path}: not an image (its content is not PNG, JPEG, WebP or GIF)")
-    return ProbeImage(str(path), data, mime, expect)
+# The most of an answer a result records; its length and sha256 say the rest.
+RECORDED_CHARS = 2048
 
 
 # --- judging the answer -------------------------------------------------------
@@ -148,7 +94,11 @@ _NUMBER_RULES = (
     ("retries", True, "≥ 0"),
     ("max_tokens", True, "> 0"),
     ("rounds", True, "> 0"),
+    ("max_bytes", True, "> 0"),
+    ("max_image_bytes", True, "> 0"),
 )
+# Settings added later: a config written before them still loads.
+_DEFAULTS = {"max_bytes": 4 * 1024 * 1024, "max_image_bytes": MAX_IMAGE_BYTES}
 
 
 @dataclass(frozen=True)
@@ -160,6 +110,8 @@ class ProbeSettings:
     retries: int
     max_tokens: int
     rounds: int
+    max_bytes: int
+    max_image_bytes: int
     prompt: str
     image_prompt: str
 
@@ -168,7 +120,7 @@ class ProbeSettings:
         group = cfg.get("probe") or {}
         values: dict[str, Any] = {}
         for name, whole, bound in _NUMBER_RULES:
-            value = group.get(name)
+            value = group.get(name, _DEFAULTS.get(name))
             fits = isinstance(value, int | float) and not isinstance(value, bool)
             fits = fits and (value >= 0 if bound == "≥ 0" else value > 0)
             if not fits or (whole and value != int(value)):
@@ -195,7 +147,8 @@ class ProbeResult:
     The top-level ``image``/``expected``/``answer``/``latency_ms`` describe the
     deciding request (the one that failed, else the last); ``rounds`` lists all.
     ``failure`` is null or one of: connection, timeout, http, malformed, empty,
-    wrong_answer.
+    wrong_answer. ``answer`` is at most ``RECORDED_CHARS`` of the answer;
+    ``answer_chars`` and ``answer_sha256`` describe the whole of it.
     """
 
     vision_ok: bool
@@ -210,6 +163,8 @@ class ProbeResult:
     expected: str | None
     answer: str | None
     failure: str | None = None
+    answer_chars: int | None = None
+    answer_sha256: str | None = None
     rounds: list[dict[str, Any]] = field(default_factory=list)
     aggregate_sha256: str | None = None
     config_sha256: str = ""
@@ -229,13 +184,11 @@ class _Failed(Exception):
 # --- the request --------------------------------------------------------------
 
 
-def _client(settings: ProbeSettings) -> httpx.Client:
-    import httpx
-
-    timeout = httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s)
-    # The transport retries only failed connections; an explicit transport also
-    # keeps a proxy from the environment off the way to a local model server.
-    return httpx.Client(timeout=timeout, transport=httpx.HTTPTransport(retries=settings.retries))
+def _client(settings: ProbeSettings) -> LiveClient:
+    """Every request bounded in total time and answer size; connection
+    failures retried; a local model server never reached through a proxy."""
+    limits = Limits(settings.timeout_s, settings.max_bytes, settings.connect_timeout_s)
+    return LiveClient(limits, retries=settings.retries)
 
 
 def _answer_text(body: Any) -> str:
@@ -244,22 +197,26 @@ def _answer_text(body: Any) -> str:
     except (KeyError, IndexError, TypeError):
         raise ValueError("no choices[0].message.content") from None
     if isinstance(content, list):  # content parts, as some servers return them
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        parts = []
+        for part in content:
+            text = part.get("text", "") if isinstance(part, dict) else None
+            if not isinstance(text, str):
+                raise ValueError("choices[0].message.content holds a part that is not text")
+            parts.append(text)
+        content = "".join(parts)
     if content is not None and not isinstance(content, str):
-        raise ValueError(f"choices[0].message.content is a {type(content).__name__}")
+        raise ValueError(f"choices[0].message.content is a {type(content).__name__}, not text")
     return content or ""
 
 
 def ask(
-    client: httpx.Client,
+    client: LiveClient,
     chosen: SelectedModel,
     prompt: str,
     image: ProbeImage,
     settings: ProbeSettings,
 ) -> tuple[str, float]:
     """Send one question about ``image``; the visible answer and the latency in ms."""
-    import httpx
-
     url = chosen.endpoint_url.rstrip("/") + "/chat/completions"
     content = [
         {"type": "text", "text": prompt},
@@ -275,29 +232,30 @@ def ask(
     attempts = f"{settings.retries + 1} attempt{'s' if settings.retries else ''}"
     try:
         response = client.post(url, json=payload)
-    except httpx.ConnectTimeout:
-        raise _Failed(
-            "timeout",
-            f"connecting to {url} timed out after {settings.connect_timeout_s:g} s "
-            f"({attempts}; probe.connect_timeout_s)",
-        ) from None
-    except httpx.TimeoutException:
-        raise _Failed(
-            "timeout", f"no answer from {url} within {settings.timeout_s:g} s (probe.timeout_s)"
-        ) from None
-    except httpx.ConnectError as exc:
-        reason = "connection refused" if "refused" in str(exc).lower() else f"cannot connect: {exc}"
-        raise _Failed("connection", f"{reason} at {url} ({attempts})") from None
-    except httpx.HTTPError as exc:
-        raise _Failed("connection", f"{url}: {type(exc).__name__}: {exc}") from None
+    except LiveCallError as exc:
+        if exc.kind == "timeout":
+            raise _Failed(
+                "timeout",
+                f"no answer from {url} within {settings.timeout_s:g} s (probe.timeout_s)",
+            ) from None
+        if exc.kind == "connection":
+            reason = "connection refused" if "refused" in str(exc).lower() else f"{exc}"
+            raise _Failed("connection", f"{reason} at {url} ({attempts})") from None
+        if exc.kind == "too_large":
+            raise _Failed(
+                "malformed",
+                f"answer from {url} larger than {settings.max_bytes:,} bytes (probe.max_bytes)",
+            ) from None
+        raise _Failed("malformed", str(exc)) from None
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
-    if response.status_code >= 400:
-        body = excerpt(response.text) or "(empty body)"
-        raise _Failed("http", f"HTTP {response.status_code} from {url}: {body}")
+    if response.status >= 400:
+        body = excerpt(response.body[:4096].decode("utf-8", "replace")) or "(empty body)"
+        raise _Failed("http", f"HTTP {response.status} from {url}: {body}")
     try:
         text = _answer_text(response.json())
-    except json.JSONDecodeError:
-        raise _Failed("malformed", f"malformed JSON from {url}: {excerpt(response.text)}") from None
+    except LiveCallError:
+        shown = excerpt(response.body[:4096].decode("utf-8", "replace"))
+        raise _Failed("malformed", f"malformed JSON from {url}: {shown}") from None
     except ValueError as exc:
         raise _Failed("malformed", f"malformed reply from {url}: {exc}") from None
     answer = visible_answer(text)
@@ -321,24 +279,33 @@ def _judge(image: ProbeImage, answer: str) -> None:
         raise _Failed("wrong_answer", f"{asked}; the model answered '{excerpt(answer)}'", answer)
 
 
+def _recorded(answer: str | None) -> dict[str, Any]:
+    """What a result keeps of an answer: an excerpt, its length and sha256."""
+    if answer is None:
+        return {"answer": None, "answer_chars": None, "answer_sha256": None}
+    kept = answer if len(answer) <= RECORDED_CHARS else answer[: RECORDED_CHARS - 1] + "…"
+    digest = hashlib.sha256(answer.encode("utf-8", "surrogatepass")).hexdigest()
+    return {"answer": kept, "answer_chars": len(answer), "answer_sha256": digest}
+
+
 def probe(
     chosen: SelectedModel, images: list[ProbeImage], settings: ProbeSettings, prompt: str
 ) -> tuple[list[dict[str, Any]], _Failed | None]:
-    """Ask about each image in turn, stopping at the first failure."""
+    """Ask about each image in turn, stopping at the first failure. Each round
+    records the answer as ``_recorded`` keeps it, never the whole of a long one."""
     rounds: list[dict[str, Any]] = []
     with _client(settings) as client:
         for image in images:
-            record = dict(image=image.label, expected=image.expected, answer=None, ok=False)
-            record["latency_ms"] = None
+            record: dict[str, Any] = dict(image=image.label, expected=image.expected)
+            record.update(_recorded(None), ok=False, latency_ms=None)
             rounds.append(record)
             try:
-                record["answer"], record["latency_ms"] = ask(
-                    client, chosen, prompt, image, settings
-                )
-                _judge(image, record["answer"])
+                answer, record["latency_ms"] = ask(client, chosen, prompt, image, settings)
+                record.update(_recorded(answer))
+                _judge(image, answer)
             except _Failed as failed:
                 if failed.answer is not None:
-                    record["answer"] = failed.answer
+                    record.update(_recorded(failed.answer))
                 return rounds, failed
             record["ok"] = True
     return rounds, None
@@ -361,7 +328,8 @@ def run_vision_probe(
     answer passes, and ``notes`` says it was not checked. A model without the
     vision capability (``CapabilityError``) or an unusable image
     (``ProbeInputError``) raises before anything is sent or recorded; a probe
-    that ran returns its result, passed or failed, and records it.
+    that ran returns its result, passed or failed, and records it. The model's
+    words are recorded literally (``loader.literal``): never configuration.
     """
     registry = registry or default_registry()
     settings = ProbeSettings.from_config(registry.cfg)
@@ -371,7 +339,8 @@ def run_vision_probe(
     if image_path is None:
         images, prompt = builtin_images(settings.rounds), settings.prompt
     else:
-        images, prompt = [user_image(image_path, expect)], settings.image_prompt
+        image = user_image(image_path, expect, settings.max_image_bytes)
+        images, prompt = [image], settings.image_prompt
     aggregate = registry.get(name).artifacts.aggregate_sha256
     timestamp = datetime.now(UTC).isoformat()
 
@@ -396,10 +365,12 @@ def run_vision_probe(
         expected=deciding["expected"],
         answer=deciding["answer"],
         failure=failed.kind if failed else None,
+        answer_chars=deciding["answer_chars"],
+        answer_sha256=deciding["answer_sha256"],
         rounds=rounds,
         aggregate_sha256=aggregate,
         config_sha256=config_sha256(registry.cfg),
     )
-    registry.get(name).probes.vision = result.to_json()
+    registry.get(name).probes.vision = literal(result.to_json())
     registry.save()
     return result

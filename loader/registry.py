@@ -26,6 +26,7 @@ from .compose import (
     Interpolator,
     Sources,
     compose,
+    iter_interpolated,
     layer_of,
     parse_entry_overrides,
     set_path,
@@ -424,7 +425,7 @@ class Registry:
 
     def _record_stamps(self, files: LayerFiles, sources: Sources) -> None:
         # Never reloads: this runs under the registry lock.
-        if sources.curated.has_interpolation or sources.discovered.has_interpolation:
+        if _resolves_config(sources.curated) or _resolves_config(sources.discovered):
             return  # resolved values depend on config and environment: never a cache
         if not self._layers_changed(files):
             SnapshotStamps(files, self.dynamic).record()
@@ -501,6 +502,7 @@ class Registry:
                 entries[index[name]] = entry
                 self._warn_if_masked(name, fields, fresh)
             changed = write_if_changed(files.discovered, disc.style.pieces(entries))
+        del changes, entries, index, fresh, disc  # a big save holds one copy less while reloading
         kept = dict(self.entries)
         deferred, self.defer_snapshot_refresh = self.defer_snapshot_refresh, True
         try:
@@ -659,6 +661,16 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _resolves_config(layer: Layer) -> bool:
+    """The layer holds an interpolation that config or the environment
+    resolves; text stored literally (``loader.literal``) resolves to itself."""
+    from .literal import interpolates
+
+    if not layer.has_interpolation:
+        return False
+    return any(interpolates(text) for _, text in iter_interpolated(layer.entries))
 
 
 def _sources(files: LayerFiles, curated: bytes | None, discovered: bytes | None) -> Sources:

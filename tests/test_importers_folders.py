@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,104 @@ def test_a_reimport_fills_unset_static_fields_and_refreshes_the_others():
         "backend_config.port": (None, 11434),
         "metadata.ollama_digest": ("old", "new"),
     }
+
+
+# --- files from outside the registry (issue 18.10) ------------------------------------
+
+
+def one_line_refusal(registry: Path, *words: str) -> str:
+    before = folder_digest(registry)
+    result = run(registry, *words)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert folder_digest(registry) == before
+    return lines[0]
+
+
+def test_a_config_json_nested_deep_is_refused_in_one_line(registry, weights):
+    folder = model_folder(weights, "gptq")
+    (folder / "config.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    line = one_line_refusal(registry, "import-dir", str(folder))
+    assert "config.json: not readable JSON (nested more than" in line
+
+
+def test_a_huge_config_json_is_refused_before_it_is_read(registry, weights):
+    folder = model_folder(weights, "gptq")
+    with open(folder / "config.json", "r+b") as handle:
+        handle.truncate(2 * 1024**3)  # 2 GB, sparse: costs no disk
+    line = one_line_refusal(registry, "import-dir", str(folder))
+    assert "config.json: larger than 16,777,216 bytes (importers.max_json_bytes)" in line
+
+
+def test_a_config_json_linked_outside_the_folder_is_refused(registry, weights, tmp_path):
+    folder = model_folder(weights, "gptq")
+    outside = write(tmp_path / "elsewhere" / "big.json", b'{"model_type": "llama"}')
+    (folder / "config.json").unlink()
+    (folder / "config.json").symlink_to(outside)
+    line = one_line_refusal(registry, "import-dir", str(folder))
+    assert f"config.json: a symlink to {outside}, outside the model folder" in line
+
+
+def test_a_tokenizer_config_that_is_a_fifo_is_refused_not_waited_on(registry, weights):
+    import os
+
+    folder = model_folder(weights, "gptq")
+    os.mkfifo(folder / "tokenizer_config.json")  # nobody writes: a plain open waits for ever
+    line = one_line_refusal(registry, "import-dir", str(folder))
+    assert "tokenizer_config.json: not a regular file" in line
+
+
+def test_a_modification_time_past_year_9999_is_not_a_date():
+    import os
+
+    from loader.importers.folders import _newest_date
+
+    def stat(mtime: float) -> os.stat_result:
+        return os.stat_result((0o100644, 0, 0, 1, 0, 0, 10, mtime, mtime, mtime))
+
+    far = 1_000_000_000_000  # year 33658
+    assert _newest_date(Path("/m"), ["a", "b"], [stat(far), stat(1_700_000_000)]) == (
+        "2023-11-14T22:13:20+00:00"
+    )
+    assert _newest_date(Path("/m"), ["a"], [stat(far)]) is None
+
+
+def test_a_file_dated_year_33658_imports_with_a_warning(registry):
+    import os
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("needs tmpfs at /dev/shm: ext4 cannot hold a date past 2446")
+    with tempfile.TemporaryDirectory(dir=shm) as root:
+        folder = model_folder(Path(root), "gptq")
+        far = 1_000_000_000_000
+        os.utime(folder / "model.safetensors", (far, far))
+        if os.stat(folder / "model.safetensors").st_mtime != far:
+            pytest.skip("this tmpfs clamps dates")
+        result = run(registry, "import-dir", str(folder))
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "model.safetensors: modification time 1000000000000 is outside" in line
+    (entry,) = entries_of(registry).values()
+    # The date comes from the other files, whose times are real.
+    assert entry["downloaded_at"].startswith(str(datetime.now(UTC).year))
+
+
+def test_outside_text_from_a_folder_is_stored_literally(registry, weights):
+    folder = model_folder(weights, "gptq")
+    config = json.loads((folder / "config.json").read_text())
+    config["model_type"] = "${oc.env:HOME}"
+    (folder / "config.json").write_text(json.dumps(config))
+    result = run(registry, "import-dir", str(folder))
+    assert result.returncode == 0, result.stderr
+    (entry,) = entries_of(registry).values()
+    assert entry["metadata"]["model_type"] == "${oc.env:HOME}"
+    assert run(registry, "list").returncode == 0
+    # A name is an identity: a folder name holding ${ is refused before anything
+    # is written. (A path holding ${ is stored portably by issue 19's importers.)
+    odd = folder.rename(folder.parent / "odd-${missing}")
+    line = one_line_refusal(registry, "import-dir", str(odd))
+    assert "holds '${'" in line and "--name" in line

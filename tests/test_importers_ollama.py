@@ -88,7 +88,14 @@ def free_port() -> int:
         ("qwen2.5vl:7b", "Q4_K_M", "qwen2.5vl_7b_(Q4_K_M)"),
         ("llama3.1-local:latest", "Q5_K_M", "llama3.1-local-latest_(Q5_K_M)"),
         ("huihui_ai/gpt-oss-abliterated:20b", "F16", "gpt-oss-abliterated_20b_(F16)"),
-        ("llama3.1:8b-instruct-q4_K_M", "Q4_K_M", "llama3.1_8b-instruct_(Q4_K_M)"),
+        # Issue 17.4: as ImageWorks names fresh imports (imageworks-facts.md).
+        ("llama3.1:8b-instruct-q5_K_M", "Q5_K_M", "llama3.1-8b-instruct_(Q5_K_M)"),
+        (
+            "huihui-gpt-oss-20b-mxfp4-abliterated-v2:latest",
+            "MXFP4",
+            "huihui-gpt-oss-20b-abliterated-v2-latest_(MXFP4)",
+        ),
+        ("nomic-embed-text:latest", "F16", "nomic-embed-text-latest_(F16)"),
     ],
 )
 def test_a_new_models_name_is_made_from_its_tag_as_in_the_real_registry(tag, quant, name):
@@ -338,13 +345,97 @@ def test_an_unreachable_server_exits_1_naming_the_url_and_the_variable(real_regi
 
 
 def test_a_malformed_payload_exits_1_naming_the_model(malformed_ollama, real_registry):
-    before = folder_digest(real_registry)
+    before = entries_of(real_registry)
     malformed_ollama.serve([QWEN3])
     result = run(real_registry, "import-ollama", "--url", malformed_ollama.url)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "'qwen3:8b'" in lines[0] and "malformed" in lines[0]
-    assert folder_digest(real_registry) == before
+    # A listed model whose data is bad is not "missing": its entries stay as they were.
+    after = entries_of(real_registry)
+    for name in ("qwen3_8b_(Q4_K_M)", "qwen3_8.2b_(Q4_K_M)"):
+        assert after[name] == before[name]
+
+
+# --- bad data from Ollama, checked at the door (issue 18.4) -----------------------------------
+
+BAD_MODELS = {
+    "a NUL in the name": model(PHI4, name="bad\x00:1"),
+    "a newline in the name": model(PHI4, name="bad\nname:1"),
+    "a lone surrogate in the name": model(PHI4, name="bad\ud800:1"),
+    "a context length of 10^30": model(
+        PHI4,
+        name="ctx-huge:1",
+        model_info={"general.architecture": "phi3", "phi3.context_length": 10**30},
+    ),
+    "a context length of -5": model(
+        PHI4,
+        name="ctx-negative:1",
+        model_info={"general.architecture": "phi3", "phi3.context_length": -5},
+    ),
+    "a digest climbing out": model(PHI4, name="digest-path:1", digest="sha256:../../etc/passwd"),
+    "a digest that is not hex": model(PHI4, name="digest-text:1", digest="z" * 64),
+    "a malformed /api/show": model(PHI4, name="show-bad:1", capabilities="completion,vision"),
+}
+
+
+def test_a_listing_with_bad_models_records_the_good_ones_and_names_each_bad_one(
+    ollama, empty_registry
+):
+    ollama.serve([QWEN3, *BAD_MODELS.values(), QWEN_VL])
+    result = run(empty_registry, "import-ollama", "--url", ollama.url)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == len(BAD_MODELS), result.stderr
+    for line in lines:
+        assert line.startswith("imageworks-loader import-ollama: Ollama model ")
+    for bad in BAD_MODELS.values():
+        assert sum(repr(bad["name"]) in line for line in lines) == 1, (bad["name"], lines)
+    report = json.loads(result.stdout)
+    assert sorted(a["name"] for a in report["added"]) == [
+        "qwen2.5vl_7b_(Q4_K_M)",
+        "qwen3_8b_(Q4_K_M)",
+    ]
+    assert sorted(r["model"] for r in report["refused"]) == sorted(
+        b["name"] for b in BAD_MODELS.values()
+    )
+    stored = entries_of(empty_registry)
+    assert sorted(stored) == ["qwen2.5vl_7b_(Q4_K_M)", "qwen3_8b_(Q4_K_M)"]
+    assert run(empty_registry, "list").returncode == 0
+
+
+# --- names (issue 17.4) ------------------------------------------------------------------------
+
+
+def test_a_name_already_recorded_stays_when_the_naming_rule_changed(ollama, empty_registry):
+    tag = "llama3.1:8b-instruct-q5_K_M"
+    old_name = "llama3.1_8b-instruct_(Q5_K_M)"  # how earlier versions named this tag
+    (empty_registry / DISCOVERED).write_text(
+        json.dumps(
+            [
+                {
+                    "name": old_name,
+                    "backend": "ollama",
+                    "served_model_id": tag,
+                    "backend_config": {"model_path": f"ollama:/{tag}"},
+                }
+            ]
+        ),
+        encoding="utf-8",
+    )
+    llama = model(PHI4, name=tag, details={**PHI4["details"], "quantization_level": "Q5_K_M"})
+    ollama.serve([llama])
+    result = run(empty_registry, "import-ollama", "--url", ollama.url)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["added"] == [] and [u["name"] for u in report["updated"]] == [old_name]
+    assert sorted(entries_of(empty_registry)) == [old_name]
+
+    fresh = empty_registry_folder(empty_registry.parent / "fresh")
+    result = run(fresh, "import-ollama", "--url", ollama.url)
+    assert result.returncode == 0, result.stderr
+    assert sorted(entries_of(fresh)) == ["llama3.1-8b-instruct_(Q5_K_M)"]
 
 
 # --- artifacts from the Ollama models folder -----------------------------------------------

@@ -57,6 +57,8 @@ RESULT_KEYS = {
     "image",
     "expected",
     "answer",
+    "answer_chars",
+    "answer_sha256",
     "failure",
     "rounds",
     "aggregate_sha256",

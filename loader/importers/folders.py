@@ -11,13 +11,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import strictjson
 from ..errors import ImporterError
 from ..hashing import HashCache
+from ..layers import FileTooLarge, NotARegularFile, read_regular_file
+from ..literal import escape, literal
 from ..registry import Registry
 from ..schema import RegistryEntry
 from ..service import backend_default_port
@@ -90,16 +94,68 @@ def find_model_folders(root: Path, depth: int) -> list[Path]:
     return found
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+# The largest config.json / tokenizer_config.json read (importers.max_json_bytes).
+MAX_JSON_BYTES = 16 * 1024 * 1024
+# Modification times recorded as dates: 1970 to the end of year 9999.
+_LAST_DATE = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
+def _read_json(path: Path, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """A model folder's JSON file, read as the layers are: a regular file of
+    at most ``max_bytes``, inside its folder (a symlink leaving it is
+    refused), strict JSON of bounded depth. ``{}`` when there is none."""
+    if not os.path.lexists(path):
         return {}
+    folder = os.path.realpath(path.parent)
+    real = os.path.realpath(path)
+    if os.path.commonpath([folder, real]) != folder:
+        raise ImporterError(
+            f"{path}: a symlink to {real}, outside the model folder; refusing to read it"
+        )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raw = read_regular_file(real, max_bytes)
+    except FileNotFoundError:
+        return {}  # a dangling link: no file
+    except IsADirectoryError:
+        raise ImporterError(f"{path}: is a folder, expected a JSON file") from None
+    except NotARegularFile:
+        raise ImporterError(
+            f"{path}: not a regular file (a FIFO, device or socket); refusing to read it"
+        ) from None
+    except FileTooLarge:
+        raise ImporterError(
+            f"{path}: larger than {max_bytes:,} bytes (importers.max_json_bytes); "
+            "refusing to read it"
+        ) from None
+    except OSError as exc:
+        raise ImporterError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = strictjson.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ImporterError(f"{path}: not readable JSON (not UTF-8 text)") from None
+    except strictjson.StrictJsonError as exc:
+        raise ImporterError(f"{path}: not readable JSON ({exc.problem})") from None
+    except ValueError as exc:
         raise ImporterError(f"{path}: not readable JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ImporterError(f"{path}: not a JSON object")
     return data
+
+
+def _newest_date(folder: Path, files: Sequence[str], stats: Sequence[os.stat_result]) -> str | None:
+    """The newest modification time as an ISO date; a time outside 1970..9999
+    (a clock gone wrong) is left out, with one warning line naming the file."""
+    newest = None
+    for rel, st in zip(files, stats, strict=True):
+        if not 0 <= st.st_mtime <= _LAST_DATE:
+            print(
+                f"imageworks-loader: warning: {folder / rel}: modification time "
+                f"{st.st_mtime:.0f} is outside the years 1970-9999; not used as a date",
+                file=sys.stderr,
+            )
+            continue
+        newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
+    return None if newest is None else datetime.fromtimestamp(newest, UTC).isoformat()
 
 
 def _format_and_quantization(
@@ -140,12 +196,12 @@ def has_vision(config: dict[str, Any], files: Sequence[str]) -> bool:
     return any("mmproj" in f.lower() and f.lower().endswith(".gguf") for f in files)
 
 
-def _chat_template(folder: Path) -> dict[str, Any]:
+def _chat_template(folder: Path, max_json_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
     for file_name in ("chat_template.json", "chat_template.jinja"):
         path = folder / file_name
         if path.is_file():
             return {"source": "external", "path": str(path), "sha256": file_sha256(path)}
-    tokenizer = _read_json(folder / "tokenizer_config.json")
+    tokenizer = _read_json(folder / "tokenizer_config.json", max_json_bytes)
     if tokenizer.get("chat_template"):
         return {"source": "embedded"}
     return {}
@@ -166,7 +222,8 @@ def folder_fields(
     from ..locks import hash_artifacts
 
     path = os.path.abspath(folder)
-    config = _read_json(folder / "config.json")
+    max_json = int(registry.cfg.get("importers.max_json_bytes") or MAX_JSON_BYTES)
+    config = _read_json(folder / "config.json", max_json)
     artifact_set = resolve_artifact_set(
         name=path,
         model_path=path,
@@ -178,10 +235,9 @@ def folder_fields(
     stats = [os.stat(folder / rel) for rel in files]
     download_format, quantization = _format_and_quantization(config, files)
     name = entry_name(folder_stem(folder), quantization)
-    chat_template = _chat_template(folder)
+    chat_template = _chat_template(folder, max_json)
     text_config = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
     context = config.get("max_position_embeddings") or text_config.get("max_position_embeddings")
-    newest = max(st.st_mtime for st in stats)
     fields: dict[str, Any] = {
         "display_name": display_name(name),
         "backend": backend,
@@ -190,17 +246,17 @@ def folder_fields(
             {"text", "vision"} if has_vision(config, files) else {"text"}
         ),
         "chat_template": chat_template,
-        "family": folder.name.lower(),
+        "family": escape(folder.name.lower()),  # outside text: stored literally
         "source_provider": "hf" if config else "local",
         "quantization": quantization,
         "download_format": download_format,
         "download_path": path,
         "download_files": list(files),
         "download_size_bytes": sum(st.st_size for st in stats),
-        "downloaded_at": datetime.fromtimestamp(newest, UTC).isoformat(),
+        "downloaded_at": _newest_date(folder, files, stats),
         "metadata": {
-            "architectures": config.get("architectures"),
-            "model_type": config.get("model_type"),
+            "architectures": literal(config.get("architectures")),
+            "model_type": literal(config.get("model_type")),
             "context_length": context if isinstance(context, int) else None,
             "has_chat_template": bool(chat_template),
         },
@@ -262,6 +318,11 @@ def _import_folders(
         new_name = name or new_name
         if name:
             fields["display_name"] = display_name(name)
+        if "${" in new_name and not matches:
+            raise ImporterError(
+                f"{os.path.abspath(folder)}: its entry name {new_name!r} holds '${{', which a "
+                "registry name may not hold (names are identities); choose one with --name"
+            )
         candidates.append(
             checked(Candidate("model folder", os.path.abspath(folder), new_name, fields, matches))
         )

@@ -4,6 +4,11 @@
 An Ollama model is the same model as an existing entry when the backend is
 ``ollama`` and ``served_model_id`` is its tag; the real registry names one tag
 twice (``qwen3_8b_(Q4_K_M)`` and ``qwen3_8.2b_(Q4_K_M)``), and both are updated.
+
+Ollama is a server people may not control, so each model is checked at the
+door (``ollama_door``): a listing with some bad models records the good ones
+and names each bad one. What it says is stored literally (``loader.literal``):
+a ``${...}`` in a family or a date is text, never configuration.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,31 +24,33 @@ from urllib.parse import urlsplit
 
 from ..errors import ArtifactError, ImporterError
 from ..hashing import HashCache
+from ..literal import literal
 from ..registry import Registry
 from ..service import backend_default_port
+from .ollama_client import URL_VARIABLE, OllamaReader, OllamaSettings
+from .ollama_door import CAPABILITIES, BadModel, model_facts, shown_tag, tag_of
 from .plan import (
     Candidate,
     apply_plan,
     checked,
+    describe,
     missing_change,
     plan_import,
     refresh_patterns,
 )
 from .shape import display_name, entry_name, stored_capabilities
 
+__all__ = ["URL_VARIABLE", "import_ollama", "ollama_base_url", "ollama_entry_name"]
+
 OLLAMA_DEFAULT_URL = "http://127.0.0.1:11434"
-URL_VARIABLE = "OLLAMA_HOST"
 MISSING_MARK = ("metadata", "ollama_missing_since")
 
-# Ollama's capability words -> canonical capabilities.
-_CAPABILITIES = {
-    "completion": "text",
-    "vision": "vision",
-    "tools": "tools",
-    "thinking": "thinking",
-    "embedding": "embedding",
-}
-_SIZE_TAG = re.compile(r"(\d+(?:\.\d+)?[bmk])(?:-(.+))?", re.IGNORECASE)
+_SIZE_TAG = re.compile(r"\d+(?:\.\d+)?[bmk]", re.IGNORECASE)
+# Quantization words ImageWorks drops from a repo name ("...-20b-mxfp4-abliterated").
+_QUANT_TOKEN = re.compile(
+    r"i?q\d(?:_[a-z0-9]+)*|mxfp4|mxfp8|fp8|fp16|bf16|f16|f32|fp32|int4|int8|nf4|awq|gptq",
+    re.IGNORECASE,
+)
 
 
 def ollama_base_url(text: str | None) -> str:
@@ -66,18 +74,25 @@ def ollama_base_url(text: str | None) -> str:
 
 
 def ollama_entry_name(tag: str, quantization: str | None) -> str:
-    """A new entry's name from its tag: ``qwen3:8b`` at Q4_K_M -> ``qwen3_8b_(Q4_K_M)``."""
+    """A new entry's name from its tag, as ImageWorks names fresh imports:
+    ``qwen3:8b`` at Q4_K_M -> ``qwen3_8b_(Q4_K_M)`` (a size tag joins with
+    ``_``); ``llama3.1:8b-instruct-q5_K_M`` -> ``llama3.1-8b-instruct_(Q5_K_M)``
+    (a variant tag joins with ``-``, the quantization is said once);
+    ``huihui-gpt-oss-20b-mxfp4-abliterated-v2:latest`` at MXFP4 ->
+    ``huihui-gpt-oss-20b-abliterated-v2-latest_(MXFP4)`` (a quantization word
+    inside the repo name is dropped)."""
     model, _, version = tag.rsplit("/", 1)[-1].partition(":")
     base = re.sub(r"[-_.]gguf$", "", model, flags=re.IGNORECASE).lower()
+    kept = [word for word in base.split("-") if not _QUANT_TOKEN.fullmatch(word)]
+    base = "-".join(kept) or base
     version = version.lower() or "latest"
     quant = (quantization or "").lower()
     if quant and version.endswith(quant):  # "8b-instruct-q4_k_m": the quant is said once
         version = version[: -len(quant)].rstrip("-_.")
-    size = _SIZE_TAG.fullmatch(version)
     if not version:
         stem = base
-    elif size:
-        stem = f"{base}_{size.group(1)}" + (f"-{size.group(2)}" if size.group(2) else "")
+    elif _SIZE_TAG.fullmatch(version):
+        stem = f"{base}_{version}"
     else:
         stem = f"{base}-{version}"
     return entry_name(stem, quantization)
@@ -88,115 +103,13 @@ def ollama_family(name: str) -> str:
     return name.rsplit("_(", 1)[0].replace("_", "-")
 
 
-class OllamaClient:
-    """The two reads an import needs, with one-line errors."""
-
-    def __init__(self, url: str, timeout_s: float) -> None:
-        import httpx
-
-        self.url = url
-        self._client = httpx.Client(base_url=url, timeout=timeout_s)
-
-    def __enter__(self) -> OllamaClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._client.close()
-
-    def _request(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
-        import httpx
-
-        try:
-            response = self._client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ImporterError(
-                f"Ollama not reachable at {self.url} ({type(exc).__name__}: {exc}); start it, "
-                f"or set {URL_VARIABLE} (or importers.ollama.url, or --url) to where it listens"
-            ) from None
-        if response.status_code != 200:
-            raise ImporterError(
-                f"{what}: {method} {self.url}{path} answered HTTP {response.status_code}"
-            )
-        try:
-            return response.json()
-        except ValueError:
-            raise ImporterError(f"{what}: {path} did not answer JSON (malformed payload)") from None
-
-    def tags(self) -> list[dict[str, Any]]:
-        data = self._request("GET", "/api/tags", f"Ollama at {self.url}")
-        models = data.get("models") if isinstance(data, dict) else None
-        if not isinstance(models, list):
-            raise ImporterError(
-                f"Ollama at {self.url}: malformed /api/tags payload: no 'models' list"
-            )
-        return models
-
-    def show(self, tag: str) -> dict[str, Any]:
-        data = self._request("POST", "/api/show", f"Ollama model {tag!r}", json={"model": tag})
-        if not isinstance(data, dict):
-            raise ImporterError(f"Ollama model {tag!r}: malformed /api/show payload: not an object")
-        return data
-
-
-def _malformed(tag: str, endpoint: str, problem: str) -> ImporterError:
-    return ImporterError(f"Ollama model {tag!r}: malformed {endpoint} payload: {problem}")
-
-
-def _tag_of(item: Any) -> str:
-    tag = item.get("model") or item.get("name") if isinstance(item, dict) else None
-    if not isinstance(tag, str) or not tag.strip():
-        raise ImporterError(
-            f"Ollama: malformed /api/tags payload: a model without a name: {item!r}"
-        )
-    return tag.strip()
-
-
-def _model_facts(tag: str, listed: dict[str, Any], shown: dict[str, Any]) -> dict[str, Any]:
-    """The values an entry records, checked for type so a bad payload names its model."""
-    details = listed.get("details") or shown.get("details") or {}
-    if not isinstance(details, dict):
-        raise _malformed(tag, "/api/tags", "'details' is not an object")
-    for key in ("family", "parameter_size", "quantization_level", "format"):
-        if details.get(key) is not None and not isinstance(details[key], str):
-            raise _malformed(tag, "/api/tags", f"details.{key} is not text")
-    size, digest = listed.get("size"), listed.get("digest")
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-        raise _malformed(tag, "/api/tags", f"size is not a byte count: {size!r}")
-    if digest is not None and not isinstance(digest, str):
-        raise _malformed(tag, "/api/tags", "digest is not text")
-    capabilities = shown.get("capabilities") or []
-    if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
-        raise _malformed(tag, "/api/show", "'capabilities' is not a list of words")
-    info = shown.get("model_info") or {}
-    if not isinstance(info, dict):
-        raise _malformed(tag, "/api/show", "'model_info' is not an object")
-    architecture = info.get("general.architecture")
-    context = info.get(f"{architecture}.context_length") if architecture else None
-    embedding = info.get(f"{architecture}.embedding_length") if architecture else None
-    for key, value in (("context_length", context), ("embedding_length", embedding)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise _malformed(tag, "/api/show", f"model_info {architecture}.{key} is not a number")
-    template, modified = shown.get("template"), listed.get("modified_at")
-    return {
-        "details": details,
-        "size": size,
-        "digest": digest,
-        "modified_at": modified if isinstance(modified, str) else None,
-        "capabilities": capabilities,
-        "architecture": architecture if isinstance(architecture, str) else None,
-        "context_length": context,
-        "embedding_length": embedding,
-        "has_template": isinstance(template, str) and bool(template.strip()),
-    }
-
-
 def candidate_fields(
     tag: str, facts: dict[str, Any], registry: Registry, name: str
 ) -> dict[str, Any]:
     """An Ollama model as entry fields, shaped like the real registry's."""
     details = facts["details"]
     quantization = details.get("quantization_level")
-    enabled = {_CAPABILITIES[c] for c in facts["capabilities"] if c in _CAPABILITIES}
+    enabled = {CAPABILITIES[c] for c in facts["capabilities"] if c in CAPABILITIES}
     backends = registry.cfg.get("backends") or {}
     return {
         "display_name": display_name(name),
@@ -230,16 +143,19 @@ def candidate_fields(
     }
 
 
+def _models_folder(registry: Registry) -> Path | None:
+    """The Ollama models folder, when it is readable (looked at once per import)."""
+    folder = Path(str(registry.cfg.get("paths.ollama_models"))).expanduser()
+    return folder if folder.is_dir() and os.access(folder, os.R_OK | os.X_OK) else None
+
+
 def _manifest_artifacts(
-    registry: Registry, tag: str, name: str, cache: HashCache
+    registry: Registry, tag: str, name: str, cache: HashCache, folder: Path
 ) -> dict[str, Any] | None:
-    """Artifacts from the tag's manifest when the models folder is readable."""
+    """Artifacts from the tag's manifest in the Ollama models folder."""
     from ..hashing import aggregate_sha256, resolve_artifact_set
     from ..locks import hash_artifacts
 
-    folder = Path(str(registry.cfg.get("paths.ollama_models"))).expanduser()
-    if not (folder.is_dir() and os.access(folder, os.R_OK | os.X_OK)):
-        return None
     try:
         artifact_set = resolve_artifact_set(
             name=name,
@@ -255,19 +171,66 @@ def _manifest_artifacts(
     return {"aggregate_sha256": aggregate_sha256(files), "files": files}
 
 
+def _listing(items: list[Any], url: str, refused: list[tuple[str, str]]) -> dict[str, Any]:
+    """The listing by tag. A tag listed twice keeps its later item, said in
+    one warning line; an item without a usable tag is refused."""
+    listed: dict[str, Any] = {}
+    counts: Counter[str] = Counter()
+    for item in items:
+        try:
+            tag = tag_of(item)
+        except BadModel as bad:
+            refused.append((bad.tag, str(bad)))
+            continue
+        counts[tag] += 1
+        listed[tag] = item
+    twice = sorted(tag for tag, count in counts.items() if count > 1)
+    if twice:
+        shown = ", ".join(f"{shown_tag(t)} ×{counts[t]}" for t in twice[:10])
+        more = f" and {len(twice) - 10} more" if len(twice) > 10 else ""
+        print(
+            f"imageworks-loader: warning: Ollama at {url} lists {len(twice)} tag"
+            f"{'s' if len(twice) > 1 else ''} more than once ({shown}{more}); "
+            "the later listing of each is used",
+            file=sys.stderr,
+        )
+    return listed
+
+
+def _settled(fields: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` (stored form) with each value that already holds, once
+    resolved, what the entry holds replaced by the entry's own value, so
+    re-importing escaped text (``\\${...}``) is no change."""
+    out = dict(fields)
+    for key, value in fields.items():
+        now = current.get(key)
+        if isinstance(value, dict) and isinstance(now, dict):
+            out[key] = _settled(value, now)
+        elif value != now and literal(now) == value:
+            out[key] = now
+    return out
+
+
 def import_ollama(
     registry: Registry, url: str | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Read a running Ollama and record its models; see docs/importers.md."""
+    """Read a running Ollama and record its models; see docs/importers.md.
+
+    The report's ``refused`` lists each model that could not be recorded (its
+    tag and the one-line reason); the good ones are recorded all the same."""
     from ..locks import hash_cache_for
 
     base = ollama_base_url(url or registry.cfg.get("importers.ollama.url"))
-    timeout = float(registry.cfg.get("importers.ollama.timeout_s") or 10)
-    with OllamaClient(base, timeout) as client:
-        listed = {}
-        for item in client.tags():
-            listed[_tag_of(item)] = item
-        facts = {tag: _model_facts(tag, item, client.show(tag)) for tag, item in listed.items()}
+    settings = OllamaSettings.from_group(registry.cfg.get("importers.ollama"))
+    refused: list[tuple[str, str]] = []
+    facts: dict[str, dict[str, Any]] = {}
+    with OllamaReader(base, settings) as reader:
+        listed = _listing(reader.tags(), base, refused)
+        for tag, found in reader.each_shown(listed.items(), model_facts):
+            if isinstance(found, BadModel):
+                refused.append((tag, str(found)))
+            else:
+                facts[tag] = found
 
     entries = registry.ensure_loaded()
     by_tag: dict[str, list[str]] = {}
@@ -276,25 +239,30 @@ def import_ollama(
         if entry.backend == "ollama" and entry.served_id:
             by_tag.setdefault(entry.served_id, []).append(name)
 
-    cache = hash_cache_for(registry)
-    candidates = []
+    folder = _models_folder(registry)
+    cache = hash_cache_for(registry) if folder is not None else None
+    candidates: list[Candidate] = []
+    claimed: dict[str, str] = {}  # a new name -> the tag that takes it
     for tag in sorted(facts):
-        quantization = facts[tag]["details"].get("quantization_level")
         matches = by_tag.get(tag, [])
-        name = ollama_entry_name(tag, quantization)
-        fields = candidate_fields(tag, facts[tag], registry, name)
-        artifacts = _manifest_artifacts(registry, tag, matches[0] if matches else name, cache)
-        if artifacts is not None:
-            fields["artifacts"] = artifacts
-        if matches:
-            fields.pop("display_name")  # each existing entry keeps its own
-        candidates.append(checked(Candidate("Ollama model", tag, name, fields, matches)))
+        name = ollama_entry_name(tag, facts[tag]["details"]["quantization_level"])
+        artifacts = None
+        if folder is not None and cache is not None:
+            owner = matches[0] if matches else name
+            artifacts = _manifest_artifacts(registry, tag, owner, cache, folder)
+        try:
+            candidates += _candidates(
+                registry, tag, literal(facts[tag]), name, matches, claimed, artifacts
+            )
+        except ImporterError as exc:
+            refused.append((tag, str(exc)))
 
     plan = plan_import(
         registry, {"source": "ollama", "url": base}, candidates, refresh_patterns(registry)
     )
+    del candidates, facts  # the plan holds what is written (10,000 tags: 10,000 of each)
     now = datetime.now(UTC).isoformat()
-    for tag in sorted(set(by_tag) - set(facts)):
+    for tag in sorted(set(by_tag) - set(listed)):
         for name in by_tag[tag]:
             plan.missing.append(
                 missing_change(
@@ -306,6 +274,47 @@ def import_ollama(
                 )
             )
     written = apply_plan(registry, plan, dry_run=dry_run)
-    if not dry_run:
+    if refused:  # a failed command refreshes no stale snapshot (a save did its own)
+        registry.discard_snapshot_refresh()
+    if not dry_run and cache is not None:
         cache.save()
-    return plan.to_json(dry_run=dry_run, written=written)
+    report = plan.to_json(dry_run=dry_run, written=written)
+    report["refused"] = [{"model": tag, "error": message} for tag, message in refused]
+    return report
+
+
+def _candidates(
+    registry: Registry,
+    tag: str,
+    stored: dict[str, Any],
+    name: str,
+    matches: list[str],
+    claimed: dict[str, str],
+    artifacts: dict[str, Any] | None,
+) -> list[Candidate]:
+    """One checked candidate per entry this tag updates, or one new entry.
+    A new name taken by a different model is an ``ImporterError`` naming both."""
+    fields = candidate_fields(tag, stored, registry, name)
+    if artifacts is not None:
+        fields["artifacts"] = artifacts
+    entries = registry.entries
+    label = f"Ollama model {shown_tag(tag)}"
+    if not matches:
+        if name in entries:
+            raise ImporterError(
+                f"{label}: its name {name!r} is already taken by a different model "
+                f"(entry {name!r}: {describe(entries[name])})"
+            )
+        if name in claimed:
+            raise ImporterError(
+                f"{label}: its name {name!r} is also the name Ollama model "
+                f"{shown_tag(claimed[name])} gets; two models cannot share a name"
+            )
+        claimed[name] = tag
+        return [checked(Candidate("Ollama model", tag, name, fields))]
+    fields.pop("display_name")  # each existing entry keeps its own
+    out = []
+    for match in matches:
+        settled = _settled(fields, entries[match].model_dump())
+        out.append(checked(Candidate("Ollama model", tag, name, settled, [match])))
+    return out

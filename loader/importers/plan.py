@@ -86,12 +86,18 @@ class EntryChange:
     model: str
     changes: list[FieldChange] = field(default_factory=list)
     note: str = ""
+    added: dict[str, Any] | None = None  # a new entry's fields, reported as changes
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "model": self.model}
         if self.note:
             data["note"] = self.note
-        data["changes"] = [c.to_json() for c in self.changes]
+        if self.added is not None:  # made when reported: an import of 10,000 new
+            data["changes"] = [  # entries keeps no 400,000 change objects
+                {"field": ".".join(p), "before": None, "after": v} for p, v in _leaves(self.added)
+            ]
+        else:
+            data["changes"] = [c.to_json() for c in self.changes]
         return data
 
 
@@ -190,11 +196,7 @@ def plan_import(
             claimed[name] = candidate.label
             fields = drop_none(candidate.fields)
             plan.new_entries[name] = fields
-            plan.added.append(
-                EntryChange(
-                    name, candidate.model, [FieldChange(p, None, v) for p, v in _leaves(fields)]
-                )
-            )
+            plan.added.append(EntryChange(name, candidate.model, added=fields))
             continue
         for name in candidate.matches:
             changes = field_changes(entries[name].model_dump(), candidate.fields, refresh)
