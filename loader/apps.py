@@ -60,7 +60,7 @@ def _run_job(operation: str, cfg: Any) -> dict[str, Any]:
     (a launcher's job may run in another process or on another host)."""
     from omegaconf import OmegaConf
 
-    from .operations import Outcome
+    from .operations import Outcome, Text
     from .registry import Registry
 
     op = OPERATIONS[operation]
@@ -75,6 +75,9 @@ def _run_job(operation: str, cfg: Any) -> dict[str, Any]:
     except RegistryError as exc:
         return {"exit_code": exc.exit_code, "errors": [f"error: {exc}"]}
     registry.flush_snapshot()
+    if isinstance(result, Text):
+        lines = result.message.splitlines()
+        return {"exit_code": result.exit_code, "errors": lines, "text": result.text}
     if isinstance(result, Outcome):
         lines = result.message.splitlines()
         return {"exit_code": result.exit_code, "errors": lines, "result": result.data}
@@ -90,6 +93,9 @@ def _report_job(operation: str, job: dict[str, Any], *, compact: bool) -> int:
         print(f"imageworks-loader {operation}: {line}", file=sys.stderr)
     if "result" in job:
         emit(operation, job["result"], compact=compact)
+    elif "text" in job:
+        sys.stdout.write(job["text"])
+        sys.stdout.flush()
     return int(job.get("exit_code", EXIT_USAGE))
 
 

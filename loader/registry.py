@@ -316,6 +316,17 @@ class Registry:
 
     # --- writing -------------------------------------------------------------
 
+    def read_sources(self) -> Sources:
+        """Both layers as they are on disk now (writers call it under the lock)."""
+        files = self.layer_files()
+        return _sources(files, *self._read_layers(files))
+
+    def check_sources(self, sources: Sources) -> dict[str, RegistryEntry]:
+        """Compose and validate layers a writer is about to save (no overrides);
+        raises the same one-line errors a load would."""
+        _, entries = self._compose(sources, with_overrides=False)
+        return entries
+
     def save(self) -> bool:
         """Persist what this process changed into the discovered layer.
 
