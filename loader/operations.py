@@ -246,6 +246,9 @@ def probe_vision_op(
 
     result = run_vision_probe(name, image, expect=expect, registry=registry)
     if result.vision_ok:
+        from .performance import record_probe_sample
+
+        record_probe_sample(registry, name, result.latency_ms)
         return result.to_json()
     return Outcome(result.to_json(), EXIT_USAGE, result.notes)
 
