@@ -31,6 +31,7 @@ from .compose import (
     validate,
 )
 from .config import Config, load_config
+from .downloads import refuse_duplicate_downloads
 from .errors import RegistryLoadError, RegistryWriteError, UnknownModelError
 from .layers import (
     DEFAULT_MAX_LAYER_BYTES,
@@ -338,6 +339,10 @@ class Registry:
         if self.files is None:
             return False
         changes, removed = self._changes()
+        refuse_duplicate_downloads(
+            self.entries,
+            [n for n, fields in changes.items() if any(p[0] == "download_path" for p, _ in fields)],
+        )
         files = self.files
         with registry_lock(files.folder):
             fresh = _sources(files, *self._read_layers(files))
