@@ -97,9 +97,7 @@ def run_audit(registry: Registry, names: Sequence[str] = ()) -> list[Finding]:
     if wanted is None:
         _role_findings(audit, registry, entries)
     findings = [f for f in audit.findings if wanted is None or f.entry in wanted]
-    findings.sort(
-        key=lambda f: (_SEVERITY_ORDER[f.severity], f.entry or "", f.code, f.field or "")
-    )
+    findings.sort(key=lambda f: (_SEVERITY_ORDER[f.severity], f.entry or "", f.code, f.field or ""))
     return findings
 
 
@@ -133,9 +131,7 @@ def _layer_findings(audit: Audit, registry: Registry, sources: Sources) -> None:
             if key == "name" or value is None:
                 continue
             if key in dynamic:
-                lossless = disc is None or _covers(
-                    _merged(disc.get(key), value), value
-                )
+                lossless = disc is None or _covers(_merged(disc.get(key), value), value)
                 audit.add(
                     WARNING,
                     "dynamic-in-curated",
@@ -167,8 +163,7 @@ def _layer_findings(audit: Audit, registry: Registry, sources: Sources) -> None:
                 CURATED,
                 f"{len(same)} curated value(s) equal the discovered ones, so they override "
                 f"nothing: {', '.join(same)}",
-                "drop them from the curated layer (keep any you mean to pin against "
-                "rediscovery)",
+                "drop them from the curated layer (keep any you mean to pin against rediscovery)",
                 _drop_curated(name, same),
             )
         if disc is None and entry.get("backend") is None:
@@ -199,9 +194,7 @@ def _covers(merged: Any, cur: Any) -> bool:
     if cur is None:
         return True
     if isinstance(cur, dict):
-        return isinstance(merged, dict) and all(
-            _covers(merged.get(k), v) for k, v in cur.items()
-        )
+        return isinstance(merged, dict) and all(_covers(merged.get(k), v) for k, v in cur.items())
     return merged == cur
 
 

@@ -426,7 +426,7 @@ def _add_upkeep(command) -> None:
         "Each finding has severity (error, warning, info), code, entry, field, layer,\n"
         "message and, when there is one, fix. Exits 1 when any error remains.\n"
         "--fix applies only the fixes that lose nothing (a dynamic field moved from\n"
-        "curated to discovered, a placeholder string such as \"None\" made null, a\n"
+        'curated to discovered, a placeholder string such as "None" made null, a\n'
         "curated value equal to the discovered one dropped) through the locked save;\n"
         "--dry-run prints their diff instead. Codes: docs/health.md.",
     )

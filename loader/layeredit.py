@@ -140,9 +140,7 @@ def edit_layers(
             if key not in copies:
                 continue
             old_layer, new_layer = _layer(fresh, key), _layer(new, key)
-            old_text = (
-                old_layer.style.dumps(old_layer.entries) if old_layer.exists else ""
-            )
+            old_text = old_layer.style.dumps(old_layer.entries) if old_layer.exists else ""
             new_text = old_layer.style.dumps(new_layer.entries)
             if old_text == new_text:
                 continue

@@ -270,7 +270,9 @@ def audit_op(
     """Check the registry for common mistakes; print findings as JSON Lines."""
     from .audit import ERROR, audit_registry, findings_text
 
-    findings, diff = audit_registry(registry, list(names or []), fix=bool(fix), dry_run=bool(dry_run))
+    findings, diff = audit_registry(
+        registry, list(names or []), fix=bool(fix), dry_run=bool(dry_run)
+    )
     if dry_run:
         return Text(diff)
     errors = [f for f in findings if f.severity == ERROR and not f.fixed]

@@ -37,9 +37,7 @@ def _number(label: str, value: Any, *, integer: bool = False) -> float | int | N
     if integer and value != int(value):
         raise OverrideError(f"record-performance: {label}: not an integer: {value!r}")
     if not math.isfinite(value) or value < 0:
-        raise OverrideError(
-            f"record-performance: {label}: not a finite number >= 0: {value!r}"
-        )
+        raise OverrideError(f"record-performance: {label}: not a finite number >= 0: {value!r}")
     return int(value) if integer else float(value)
 
 

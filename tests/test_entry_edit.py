@@ -188,7 +188,15 @@ def test_concurrent_sets_of_different_entries_all_persist(demo_registry):
     names = [f"model-{i}" for i in range(6)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "loader", "set", n, "backend=vllm", f"registry.dir={demo_registry}"],
+            [
+                sys.executable,
+                "-m",
+                "loader",
+                "set",
+                n,
+                "backend=vllm",
+                f"registry.dir={demo_registry}",
+            ],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

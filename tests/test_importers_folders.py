@@ -307,9 +307,9 @@ def test_one_folder_is_never_recorded_under_two_names(registry, weights):
 
 
 def test_the_python_api_refuses_a_second_name_for_a_recorded_download(registry, weights):
+    from loader.config import load_config
     from loader.errors import RegistryWriteError
     from loader.registry import Registry, RegistryEntry
-    from loader.config import load_config
 
     folder = model_folder(weights, "awq")
     assert run(registry, "import-dir", str(folder)).returncode == 0

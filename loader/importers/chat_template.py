@@ -33,7 +33,9 @@ def template_dir(cfg: Any) -> Path:
 def embedded_template(folder: Path) -> str | None:
     """The Jinja ``chat_template`` string of a folder's tokenizer config, if any."""
     try:
-        data = json.loads(read_regular_file(folder / "tokenizer_config.json", _MAX_TOKENIZER_CONFIG))
+        data = json.loads(
+            read_regular_file(folder / "tokenizer_config.json", _MAX_TOKENIZER_CONFIG)
+        )
     except (OSError, ValueError):
         return None
     text = data.get("chat_template") if isinstance(data, dict) else None
