@@ -11,6 +11,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .errors import OverrideError
 from .livecall import Limits, LiveCallError, LiveClient
 from .registry import Registry
 from .service import endpoint_url
@@ -22,10 +23,19 @@ def _probe_url(endpoint: str) -> str:
 
 def _limits(registry: Registry) -> Limits:
     cfg = registry.cfg
+    values = {}
+    for key, kind in (("timeout_s", float), ("connect_timeout_s", float), ("max_bytes", int)):
+        raw = cfg.get(f"backends_check.{key}")
+        try:
+            values[key] = kind(raw)
+        except (TypeError, ValueError):
+            raise OverrideError(f"config backends_check.{key}: not a number: {raw!r}") from None
+        if not values[key] > 0:
+            raise OverrideError(f"config backends_check.{key}: must be > 0, not {raw!r}")
     return Limits(
-        total_s=float(cfg.get("backends_check.timeout_s") or 3),
-        max_bytes=int(cfg.get("backends_check.max_bytes") or 1024 * 1024),
-        connect_s=float(cfg.get("backends_check.connect_timeout_s") or 1),
+        total_s=values["timeout_s"],
+        max_bytes=values["max_bytes"],
+        connect_s=values["connect_timeout_s"],
     )
 
 

@@ -201,6 +201,7 @@ def promote(
     moved: list[Path_] = []
 
     def mutate(copies: dict[str, Entries]) -> None:
+        moved.clear()  # the edit is tried once, then redone under the lock
         disc = layer_entry(copies[DISCOVERED], name) or {}
         cur = layer_entry(copies[CURATED], name)
         chosen = paths or [
@@ -249,6 +250,7 @@ def demote(
     moved: list[Path_] = []
 
     def mutate(copies: dict[str, Entries]) -> None:
+        moved.clear()  # the edit is tried once, then redone under the lock
         cur = layer_entry(copies[CURATED], name)
         chosen = paths or [
             (key,)

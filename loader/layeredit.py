@@ -112,13 +112,17 @@ def edit_layers(
     dry_run: bool = False,
     check: Callable[[Sources], None] | None = None,
 ) -> EditResult:
-    """Apply ``mutate`` to fresh copies of the layers under the registry lock,
-    validate the composed result, then write the changed files (discovered
-    first: a crash between the two writes leaves a value in both layers, never
-    in neither). A dry run returns the diff and writes nothing."""
+    """Apply ``mutate`` to fresh copies of the layers, validate the composed
+    result, then write the changed files (discovered first: a crash between
+    the two writes leaves a value in both layers, never in neither).
+
+    The edit is first tried on the files as they are, without the lock, so
+    bad input is refused before anything (even the lock file) is touched; it
+    is then redone under the registry lock on a fresh read, which is what gets
+    written. A dry run returns the diff and writes nothing."""
     registry.ensure_loaded()
-    files = registry.layer_files()
-    with registry_lock(files.folder):
+
+    def attempt() -> tuple[list[tuple[Layer, str]], str]:
         fresh = registry.read_sources()
         check_symlinks(fresh, list(layers))
         copies = {key: json.loads(json.dumps(_layer(fresh, key).entries)) for key in layers}
@@ -134,36 +138,46 @@ def edit_layers(
         registry.check_sources(new)
         if check is not None:
             check(new)
-        changed = []
-        diff = []
-        for key in (DISCOVERED, CURATED):
-            if key not in copies:
-                continue
-            old_layer, new_layer = _layer(fresh, key), _layer(new, key)
-            old_text = old_layer.style.dumps(old_layer.entries) if old_layer.exists else ""
-            new_text = old_layer.style.dumps(new_layer.entries)
-            if old_text == new_text:
-                continue
-            changed.append((new_layer, new_text))
-            diff.extend(
-                difflib.unified_diff(
-                    old_text.splitlines(keepends=True),
-                    new_text.splitlines(keepends=True),
-                    fromfile=str(old_layer.path),
-                    tofile=str(old_layer.path),
-                )
-            )
-        if dry_run:
-            registry.discard_snapshot_refresh()
-            return EditResult([], "".join(diff))
-        written = []
+        return _changed_files(fresh, new, [k for k in (DISCOVERED, CURATED) if k in copies])
+
+    changed, diff = attempt()
+    if dry_run:
+        registry.discard_snapshot_refresh()
+    if dry_run or not changed:
+        return EditResult([], diff)
+    written = []
+    with registry_lock(registry.layer_files().folder):
+        changed, diff = attempt()
         for layer, text in changed:
             if write_if_changed(layer.path, [text.encode("utf-8")]):
                 written.append(str(layer.path))
     if written:
         registry.load(full=True)
         registry.flush_snapshot(wait=True)
-    return EditResult(written, "".join(diff))
+    return EditResult(written, diff)
+
+
+def _changed_files(
+    old: Sources, new: Sources, keys: list[str]
+) -> tuple[list[tuple[Layer, str]], str]:
+    changed = []
+    diff: list[str] = []
+    for key in keys:
+        old_layer, new_layer = _layer(old, key), _layer(new, key)
+        old_text = old_layer.style.dumps(old_layer.entries) if old_layer.exists else ""
+        new_text = old_layer.style.dumps(new_layer.entries)
+        if old_text == new_text:
+            continue
+        changed.append((new_layer, new_text))
+        diff.extend(
+            difflib.unified_diff(
+                old_text.splitlines(keepends=True),
+                new_text.splitlines(keepends=True),
+                fromfile=str(old_layer.path),
+                tofile=str(old_layer.path),
+            )
+        )
+    return changed, "".join(diff)
 
 
 def validate_partial(
