@@ -276,7 +276,10 @@ def audit_op(
     if dry_run:
         return Text(diff)
     errors = [f for f in findings if f.severity == ERROR and not f.fixed]
-    return Text(findings_text(findings), EXIT_USAGE if errors else 0)
+    if not errors:
+        return Text(findings_text(findings))
+    message = f"{len(errors)} error(s): " + ", ".join(f"{f.code} {f.entry!r}" for f in errors)
+    return Text(findings_text(findings), EXIT_USAGE, message)
 
 
 def set_op(

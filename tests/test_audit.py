@@ -186,3 +186,24 @@ def _resolved(run, folder) -> dict:
 
     registry = Registry(load_config([f"registry.dir={folder}"]))
     return {n: e.model_dump() for n, e in registry.ensure_loaded().items()}
+
+
+def test_doit_audit_runs_when_named_and_fails_on_errors(messy):
+    import subprocess
+
+    from conftest import ROOT
+    from pipeline_support import DODO, PYTHON
+
+    def doit(*words):
+        return subprocess.run(
+            [PYTHON, "-m", "doit", "-f", str(DODO), *words, f"registry.dir={messy}"],
+            capture_output=True, text=True, cwd=ROOT, timeout=180,
+        )  # fmt: skip
+
+    plain = doit("list")
+    assert plain.returncode == 0, plain.stderr
+    assert "audit" in plain.stdout.split()
+    named = doit("audit")
+    assert named.returncode != 0
+    failure = [ln for ln in named.stderr.splitlines() if ln.startswith("doit: audit")]
+    assert len(failure) == 1 and "duplicate-download 'a-copy'" in failure[0], named.stderr

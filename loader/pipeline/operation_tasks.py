@@ -24,6 +24,7 @@ _HOMES = {
     "rediscover": "loader.importers",
     "probe-vision": "loader.probe",
     "activate-model": "loader.orchestrator",
+    "audit": "loader.audit",
 }
 
 
@@ -175,4 +176,15 @@ def activate_task(graph: Graph) -> dict[str, Any] | None:
         "task_dep": [f"verify:{desired}"] if desired in graph.artifacts else [],
         "doc": f"Serve {desired} on the vLLM port (orchestrator.desired); "
         "restarts nothing when it is healthy.",
+    }
+
+
+def audit_task(graph: Graph) -> dict[str, Any] | None:
+    """``audit``: the registry's findings (run when named: ``doit audit``)."""
+    if not _installed("audit"):
+        return None
+    return {
+        "actions": [operation_action("audit", graph, {})],
+        "uptodate": [_always_run],
+        "doc": "Check the registry for common mistakes (run when named); fails on errors.",
     }
