@@ -279,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command(
         "metrics",
         "Show hash and lock state: every entry, or one entry with its full aggregate.",
-        "For one entry, vision_probe is its last probe-vision result (null if never probed).",
+        "For one entry, vision_probe is its last probe-vision result (null if never probed)\n"
+        "and performance its rolling summary (record-performance).",
     )
     _model_name(sub.add_argument("name", nargs="?", help="one model (default: all)"))
     _model_name(
