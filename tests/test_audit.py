@@ -207,3 +207,26 @@ def test_doit_audit_runs_when_named_and_fails_on_errors(messy):
     assert named.returncode != 0
     failure = [ln for ln in named.stderr.splitlines() if ln.startswith("doit: audit")]
     assert len(failure) == 1 and "duplicate-download 'a-copy'" in failure[0], named.stderr
+
+
+def test_fix_on_the_real_registry_changes_no_resolved_value_but_placeholders(run, real_registry):
+    from loader.audit import PLACEHOLDERS
+
+    def normalised(value):
+        if isinstance(value, dict):
+            return {k: normalised(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [normalised(v) for v in value]
+        return None if isinstance(value, str) and value.strip() in PLACEHOLDERS else value
+
+    before = _resolved(run, real_registry)
+    code, out, err = run(real_registry, "audit", "--fix")
+    assert "Traceback" not in err
+    assert any(r.get("fixed") for r in findings(out))
+    after = _resolved(run, real_registry)
+    assert normalised(after) == normalised(before)
+    _, again, _ = run(real_registry, "audit")
+    assert "placeholder-string" not in codes(findings(again))
+    # ImageWorks' own "none" (no chat template) is a value, not a placeholder
+    sources = {e["chat_template"]["source"] for e in after.values()}
+    assert "none" in sources
