@@ -268,7 +268,7 @@ def audit_op(
     dry_run: bool = False,
 ) -> Text:
     """Check the registry for common mistakes; print findings as JSON Lines."""
-    from .audit import ERROR, audit_registry, findings_text
+    from .upkeep.audit import ERROR, audit_registry, findings_text
 
     findings, diff = audit_registry(
         registry, list(names or []), fix=bool(fix), dry_run=bool(dry_run)
@@ -290,7 +290,7 @@ def set_op(
     dry_run: bool = False,
 ) -> Any:
     """Set fields of an entry in a layer file (curated by default), checked first."""
-    from .entryedit import set_fields
+    from .upkeep.fields import set_fields
 
     return _edit_result(set_fields(registry, name, list(assignments or []), layer, bool(dry_run)))
 
@@ -303,7 +303,7 @@ def unset_op(
     dry_run: bool = False,
 ) -> Any:
     """Remove fields of an entry from a layer file (curated by default)."""
-    from .entryedit import unset_fields
+    from .upkeep.fields import unset_fields
 
     return _edit_result(unset_fields(registry, name, list(fields or []), layer, bool(dry_run)))
 
@@ -312,7 +312,7 @@ def promote_op(
     registry: Registry, name: str, fields: Sequence[str] = (), dry_run: bool = False
 ) -> Any:
     """Pin discovered values of static fields into the curated layer."""
-    from .entryedit import promote
+    from .upkeep.fields import promote
 
     return _edit_result(promote(registry, name, list(fields or []), bool(dry_run)))
 
@@ -321,7 +321,7 @@ def demote_op(
     registry: Registry, name: str, fields: Sequence[str] = (), dry_run: bool = False
 ) -> Any:
     """Unpin curated static fields (moved to the discovered layer where it has none)."""
-    from .entryedit import demote
+    from .upkeep.fields import demote
 
     return _edit_result(demote(registry, name, list(fields or []), bool(dry_run)))
 
@@ -333,14 +333,14 @@ def _edit_result(result: dict[str, Any]) -> Any:
 
 def schema_op(registry: Registry) -> dict[str, Any]:
     """Print the JSON Schema (2020-12) of a layer file."""
-    from .jsonschema_export import layer_schema
+    from .upkeep.layer_schema import layer_schema
 
     return layer_schema()
 
 
 def show_backends_op(registry: Registry, json: bool = False) -> Any:
     """Show each backend in use: its endpoint, its entries, and whether it answers."""
-    from .backends import backends_table, check_backends
+    from .upkeep.backends import backends_table, check_backends
 
     rows = check_backends(registry)
     return rows if json else Text(backends_table(rows))

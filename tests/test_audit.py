@@ -210,7 +210,7 @@ def test_doit_audit_runs_when_named_and_fails_on_errors(messy):
 
 
 def test_fix_on_the_real_registry_changes_no_resolved_value_but_placeholders(run, real_registry):
-    from loader.audit import PLACEHOLDERS
+    from loader.upkeep.audit import PLACEHOLDERS
 
     def normalised(value):
         if isinstance(value, dict):

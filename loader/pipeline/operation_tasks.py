@@ -24,7 +24,7 @@ _HOMES = {
     "rediscover": "loader.importers",
     "probe-vision": "loader.probe",
     "activate-model": "loader.orchestrator",
-    "audit": "loader.audit",
+    "audit": "loader.upkeep.audit",
 }
 
 

@@ -14,10 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import strictjson
-from .compose import CURATED, DISCOVERED, Sources, _parse_value
-from .errors import OverrideError
-from .layeredit import (
+from .. import strictjson
+from ..compose import CURATED, DISCOVERED, Sources, _parse_value
+from ..errors import OverrideError
+from ..registry import Registry
+from ..schema import RegistryEntry
+from .layer_edit import (
     Entries,
     Path_,
     drop,
@@ -28,8 +30,6 @@ from .layeredit import (
     validate_partial,
     value_at,
 )
-from .registry import Registry
-from .schema import RegistryEntry
 
 LAYERS = (CURATED, DISCOVERED)
 

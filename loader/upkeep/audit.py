@@ -11,22 +11,21 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .compose import CURATED, DISCOVERED, Sources, layer_of
-from .layeredit import Entries, drop, edit_layers, layer_entry, put, value_at
-from .registry import Registry
-from .schema import RegistryEntry
+from ..compose import CURATED, DISCOVERED, Sources, layer_of
+from ..registry import Registry
+from ..schema import RegistryEntry
+from .fixes import Fixer, covers, drop_curated, merged, move_dynamic, set_null
+from .layer_edit import Entries, edit_layers, value_at
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 PLACEHOLDERS = ("None", "none", "null", "NULL", "Null", "")
 _PATH_FIELDS = (("download_path",), ("backend_config", "model_path"), ("chat_template", "path"))
-
-Fixer = Callable[[dict[str, Entries]], None]
 
 
 @dataclass
@@ -123,7 +122,7 @@ def _layer_findings(audit: Audit, registry: Registry, sources: Sources) -> None:
                         layer_key,
                         f"holds the string {value!r} where null (unset) is meant",
                         "set it to null",
-                        _set_null(layer_key, name, path),
+                        set_null(layer_key, name, path),
                     )
     for entry in sources.curated.entries:
         name = entry["name"]
@@ -132,7 +131,7 @@ def _layer_findings(audit: Audit, registry: Registry, sources: Sources) -> None:
             if key == "name" or value is None:
                 continue
             if key in dynamic:
-                lossless = disc is None or _covers(_merged(disc.get(key), value), value)
+                lossless = disc is None or covers(merged(disc.get(key), value), value)
                 audit.add(
                     WARNING,
                     "dynamic-in-curated",
@@ -144,7 +143,7 @@ def _layer_findings(audit: Audit, registry: Registry, sources: Sources) -> None:
                     "move it to the discovered layer"
                     if lossless
                     else "remove it from the curated layer (the discovered value already wins)",
-                    _move_dynamic(name, key) if lossless else None,
+                    move_dynamic(name, key) if lossless else None,
                 )
         same = [
             key
@@ -165,7 +164,7 @@ def _layer_findings(audit: Audit, registry: Registry, sources: Sources) -> None:
                 f"{len(same)} curated value(s) equal the discovered ones, so they override "
                 f"nothing: {', '.join(same)}",
                 "drop them from the curated layer (keep any you mean to pin against rediscovery)",
-                _drop_curated(name, same),
+                drop_curated(name, same),
             )
         if disc is None and entry.get("backend") is None:
             audit.add(
@@ -178,62 +177,6 @@ def _layer_findings(audit: Audit, registry: Registry, sources: Sources) -> None:
                 "of its own)",
                 "remove it from the curated layer, or give it a backend to make it an entry",
             )
-
-
-def _merged(disc: Any, cur: Any) -> Any:
-    # A dynamic field: discovered wins key by key; curated fills what it lacks.
-    if isinstance(disc, dict) and isinstance(cur, dict):
-        out = dict(cur)
-        for key, value in disc.items():
-            out[key] = _merged(value, cur.get(key)) if key in cur else value
-        return out
-    return cur if disc is None else disc
-
-
-def _covers(merged: Any, cur: Any) -> bool:
-    """True when every non-null curated leaf survives in the merged value."""
-    if cur is None:
-        return True
-    if isinstance(cur, dict):
-        return isinstance(merged, dict) and all(_covers(merged.get(k), v) for k, v in cur.items())
-    return merged == cur
-
-
-def _set_null(layer_key: str, name: str, path: tuple[str, ...]) -> Fixer:
-    def apply(copies: dict[str, Entries]) -> None:
-        entry = layer_entry(copies[layer_key], name)
-        if entry is not None and isinstance(value_at(entry, path), str):
-            put(entry, path, None)
-
-    return apply
-
-
-def _move_dynamic(name: str, key: str) -> Fixer:
-    def apply(copies: dict[str, Entries]) -> None:
-        cur = layer_entry(copies[CURATED], name)
-        if cur is None or key not in cur:
-            return
-        disc = layer_entry(copies[DISCOVERED], name)
-        if disc is None:
-            disc = {"name": name}
-            copies[DISCOVERED].append(disc)
-        disc[key] = _merged(disc.get(key), cur[key])
-        drop(cur, (key,))
-
-    return apply
-
-
-def _drop_curated(name: str, keys: list[str]) -> Fixer:
-    def apply(copies: dict[str, Entries]) -> None:
-        cur = layer_entry(copies[CURATED], name)
-        disc = layer_entry(copies[DISCOVERED], name)
-        if cur is None or disc is None:
-            return
-        for key in keys:
-            if key in cur and cur[key] == disc.get(key):
-                del cur[key]
-
-    return apply
 
 
 # --- what the composed entries say ------------------------------------------------
