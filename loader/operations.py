@@ -270,9 +270,7 @@ def audit_op(
     """Check the registry for common mistakes; print findings as JSON Lines."""
     from .upkeep.audit import ERROR, audit_registry, findings_text
 
-    findings, diff = audit_registry(
-        registry, list(names or []), fix=bool(fix), dry_run=bool(dry_run)
-    )
+    findings, diff = audit_registry(registry, _words(names), fix=bool(fix), dry_run=bool(dry_run))
     if dry_run:
         return Text(diff)
     errors = [f for f in findings if f.severity == ERROR and not f.fixed]
@@ -292,7 +290,7 @@ def set_op(
     """Set fields of an entry in a layer file (curated by default), checked first."""
     from .upkeep.fields import set_fields
 
-    return _edit_result(set_fields(registry, name, list(assignments or []), layer, bool(dry_run)))
+    return _edit_result(set_fields(registry, name, _words(assignments), layer, bool(dry_run)))
 
 
 def unset_op(
@@ -305,7 +303,7 @@ def unset_op(
     """Remove fields of an entry from a layer file (curated by default)."""
     from .upkeep.fields import unset_fields
 
-    return _edit_result(unset_fields(registry, name, list(fields or []), layer, bool(dry_run)))
+    return _edit_result(unset_fields(registry, name, _words(fields), layer, bool(dry_run)))
 
 
 def promote_op(
@@ -314,7 +312,7 @@ def promote_op(
     """Pin discovered values of static fields into the curated layer."""
     from .upkeep.fields import promote
 
-    return _edit_result(promote(registry, name, list(fields or []), bool(dry_run)))
+    return _edit_result(promote(registry, name, _words(fields), bool(dry_run)))
 
 
 def demote_op(
@@ -323,7 +321,14 @@ def demote_op(
     """Unpin curated static fields (moved to the discovered layer where it has none)."""
     from .upkeep.fields import demote
 
-    return _edit_result(demote(registry, name, list(fields or []), bool(dry_run)))
+    return _edit_result(demote(registry, name, _words(fields), bool(dry_run)))
+
+
+def _words(value: Any) -> list[str]:
+    """A list argument; one word given alone (``fields=x`` in a Hydra app) is a list of one."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
 def _edit_result(result: dict[str, Any]) -> Any:
