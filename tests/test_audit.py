@@ -55,6 +55,7 @@ def messy(tmp_path):
             "capabilities": {"vision": True},
         },
         {"name": "orphan", "display_name": "left behind"},
+        {"name": "eyes", "quantization": "q4"},
         {"name": "pinned", "backend": "ollama", "family": "f"},
     ]
     discovered = [
@@ -110,6 +111,9 @@ def test_each_finding_names_entry_field_layer_and_fix(run, messy):
     assert by[("vision-probe-stale", "old-eyes")]["severity"] == "info"
     assert by[("vision-unprobed", "a")]["severity"] == "info"
     assert by[("orphan-override", "orphan")]["layer"] == "curated"
+    assert by[("orphan-override", "orphan")]["severity"] == "warning"
+    partly = by[("orphan-override", "eyes")]  # quantization: discovered has none
+    assert partly["field"] == "quantization" and partly["severity"] == "info"
     assert "display_name" in by[("redundant-override", "a")]["message"]
     assert "family" not in by.get(("redundant-override", "pinned"), {"message": ""})["message"]
     assert by[("ollama-missing", "pinned")]["field"] == "metadata.ollama_missing_since"
@@ -123,7 +127,7 @@ def test_each_finding_names_entry_field_layer_and_fix(run, messy):
 def test_names_narrow_the_findings(run, messy):
     code, out, _ = run(messy, "audit", "eyes")
     assert code == 0
-    assert codes(findings(out)) == {"vision-probe-failed"}
+    assert codes(findings(out)) == {"vision-probe-failed", "orphan-override"}
 
 
 def test_dry_run_shows_the_lossless_fixes_and_writes_nothing(run, messy):

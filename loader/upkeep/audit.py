@@ -177,6 +177,26 @@ def _layer_findings(audit: Audit, registry: Registry, sources: Sources) -> None:
                 "of its own)",
                 "remove it from the curated layer, or give it a backend to make it an entry",
             )
+        elif disc is not None and entry.get("backend") is None:
+            # An override-only entry: fields the discovered entry no longer has.
+            gone = [
+                key
+                for key, value in entry.items()
+                if key != "name"
+                and key not in dynamic
+                and value is not None
+                and disc.get(key) is None
+            ]
+            if gone:
+                audit.add(
+                    INFO,
+                    "orphan-override",
+                    name,
+                    ", ".join(gone),
+                    CURATED,
+                    "curated overrides of fields the discovered entry no longer has",
+                    "keep them if you mean them as settings; else remove them (unset NAME FIELD)",
+                )
 
 
 # --- what the composed entries say ------------------------------------------------
