@@ -261,7 +261,7 @@ class Registry:
             return entries[name]
         except KeyError:
             folder = self.files.folder if self.files else "?"
-            raise UnknownModelError(_unknown_message(name, entries, folder)) from None
+            raise UnknownModelError(unknown_message(name, entries, folder)) from None
 
     # --- the merged snapshot -------------------------------------------------
 
@@ -557,7 +557,8 @@ def _snapshot_only_names(snapshot: Path, sources: Sources) -> list[str]:
     return only
 
 
-def _unknown_message(name: str, entries: Iterable[str], folder: Path | str) -> str:
+def unknown_message(name: str, entries: Iterable[str], folder: Path | str) -> str:
+    """``unknown model 'x' in FOLDER``, with close names as suggestions."""
     import difflib
 
     close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.6)

@@ -222,3 +222,17 @@ def test_the_hydra_app_takes_assignments_as_a_list(demo_registry):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert entry_in(demo_registry / CURATED, QWEN3)["deprecated"] is True
+
+
+def test_set_repairs_a_registry_that_does_not_load(run, demo_registry):
+    from conftest import write_json
+
+    curated = read_json(demo_registry / CURATED)
+    next(e for e in curated if e["name"] == QWEN3)["backend_config"]["port"] = "abc"
+    write_json(demo_registry / CURATED, curated)
+    code, _, err = run("list")
+    assert code == 1 and "backend_config.port: not an integer" in err
+    code, _, err = run("set", QWEN3, "backend_config.port=11434")
+    assert code == 0, err
+    code, _, err = run("list")
+    assert code == 0, err

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 
 from .. import strictjson
 from ..compose import CURATED, DISCOVERED, Sources, _parse_value
-from ..errors import OverrideError
-from ..registry import Registry
+from ..errors import OverrideError, UnknownModelError
+from ..registry import Registry, unknown_message
 from ..schema import RegistryEntry
 from .layer_edit import (
     Entries,
@@ -65,6 +65,20 @@ def field_path(text: str, name: str) -> Path_:
             f"entry {name!r}: {text}: {'.'.join(path[: index + 1])} is not an object"
         )
     return path
+
+
+def layer_names(registry: Registry) -> set[str]:
+    """The names either layer file holds now. The edits read the files, not
+    the composed registry, so a registry that fails to load (a wrong type
+    in one field) can still be repaired with ``set``."""
+    sources = registry.read_sources()
+    return {e["name"] for e in (*sources.curated.entries, *sources.discovered.entries)}
+
+
+def require_entry(registry: Registry, name: str) -> None:
+    names = layer_names(registry)
+    if name not in names:
+        raise UnknownModelError(unknown_message(name, names, registry.layer_files().folder))
 
 
 def _check_layer(layer: str | None) -> str:
@@ -116,9 +130,8 @@ def set_fields(
     if layer == CURATED:
         for path, _ in parsed:
             _refuse_dynamic(registry, name, path, "use --layer discovered")
-    entries = registry.ensure_loaded()
     given = {".".join(p) for p, _ in parsed}
-    if name not in entries and "backend" not in given:
+    if name not in layer_names(registry) and "backend" not in given:
         raise OverrideError(
             f"set {name!r}: no such entry; a new entry needs its backend "
             f"(set {name!r} backend=vllm ...)"
@@ -164,7 +177,7 @@ def unset_fields(
     layer = _check_layer(layer)
     if not fields:
         raise OverrideError(f"unset {name!r}: give at least one FIELD")
-    registry.get(name)
+    require_entry(registry, name)
     paths = [field_path(f, name) for f in fields]
     record: dict[str, Any] = {}
 
@@ -194,7 +207,7 @@ def promote(
 ) -> dict[str, Any]:
     """Pin discovered values into the curated layer (no FIELD: every static
     field discovered holds and curated does not)."""
-    registry.get(name)
+    require_entry(registry, name)
     paths = [field_path(f, name) for f in fields]
     for path in paths:
         _refuse_dynamic(registry, name, path, "promote pins static fields")
@@ -240,7 +253,7 @@ def demote(
 ) -> dict[str, Any]:
     """Unpin curated static values: remove them from the curated layer, moving
     each into the discovered layer where that holds no value of its own."""
-    registry.get(name)
+    require_entry(registry, name)
     paths = [field_path(f, name) for f in fields]
     for path in paths:
         if path[0] in registry.dynamic:

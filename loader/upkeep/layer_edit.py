@@ -120,7 +120,6 @@ def edit_layers(
     bad input is refused before anything (even the lock file) is touched; it
     is then redone under the registry lock on a fresh read, which is what gets
     written. A dry run returns the diff and writes nothing."""
-    registry.ensure_loaded()
 
     def attempt() -> tuple[list[tuple[Layer, str]], str]:
         fresh = registry.read_sources()
