@@ -135,7 +135,7 @@ def _run_job(operation: str, cfg: Any, reference: Any = None) -> dict[str, Any]:
     ``reference``: the default configuration (see ``Registry``)."""
     from omegaconf import OmegaConf
 
-    from .operations import Outcome
+    from .operations import Outcome, Text
     from .registry import Registry
 
     op = OPERATIONS[operation]
@@ -150,6 +150,9 @@ def _run_job(operation: str, cfg: Any, reference: Any = None) -> dict[str, Any]:
     except RegistryError as exc:
         return {"exit_code": exc.exit_code, "errors": [f"error: {exc}"]}
     registry.flush_snapshot()
+    if isinstance(result, Text):
+        lines = result.message.splitlines()
+        return {"exit_code": result.exit_code, "errors": lines, "text": result.text}
     if isinstance(result, Outcome):
         lines = result.message.splitlines()
         return {"exit_code": result.exit_code, "errors": lines, "result": result.data}
@@ -165,6 +168,9 @@ def _report_job(operation: str, job: dict[str, Any], *, compact: bool) -> int:
         print(f"imageworks-loader {operation}: {line}", file=sys.stderr)
     if "result" in job:
         emit(operation, job["result"], compact=compact)
+    elif "text" in job:
+        sys.stdout.write(job["text"])
+        sys.stdout.flush()
     return int(job.get("exit_code", EXIT_USAGE))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import itertools
 import json
 import os
 import re
@@ -93,6 +94,23 @@ EXAMPLES: dict[str, list[str]] = {
         f"{PROG} import-dir ~/ai-models/weights --dry-run",
     ],
     "rediscover": [f"{PROG} rediscover --dry-run", f"{PROG} rediscover paths.models=/srv/weights"],
+    "audit": [f"{PROG} audit", f"{PROG} audit --fix --dry-run"],
+    "set": [
+        f"{PROG} set 'qwen3_8b_(Q4_K_M)' display_name='Qwen3 8B' backend_config.port=11435",
+        f"{PROG} set my-model backend=vllm backend_config.model_path=/srv/models/my-model",
+    ],
+    "unset": [f"{PROG} unset 'qwen3_8b_(Q4_K_M)' display_name"],
+    "promote": [
+        f"{PROG} promote 'qwen3_8b_(Q4_K_M)'",
+        f"{PROG} promote 'qwen3_8b_(Q4_K_M)' served_model_id",
+    ],
+    "demote": [f"{PROG} demote 'qwen3_8b_(Q4_K_M)' display_name"],
+    "schema": [f"{PROG} schema > model_registry.layer.schema.json"],
+    "show-backends": [f"{PROG} show-backends", f"{PROG} show-backends --json"],
+    "record-performance": [
+        f"{PROG} record-performance 'qwen3_8b_(Q4_K_M)' --ttft-ms 180 --tokens 256 "
+        "--duration-ms 4200"
+    ],
     "refresh": [f"{PROG} refresh", f"{PROG} refresh profile=ci registry.dir=/srv/configs"],
 }
 
@@ -109,6 +127,7 @@ _VALUE_OPTIONS = {
     "-p",
 }
 _VALUE_OPTIONS |= {"--url", "--backend"}  # the importers'
+_VALUE_OPTIONS |= {"--layer", "--ttft-ms", "--tokens", "--duration-ms"}
 _HYDRA_FLAGS = {"--cfg", "-c", "--resolve", "--package", "-p", "-m", "--multirun", "--info", "-i"}
 COMPLETE_NAMES = "__complete-names"  # what the completion scripts run to list model names
 
@@ -278,7 +297,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = command(
         "metrics",
         "Show hash and lock state: every entry, or one entry with its full aggregate.",
-        "For one entry, vision_probe is its last probe-vision result (null if never probed).",
+        "For one entry, vision_probe is its last probe-vision result (null if never probed)\n"
+        "and performance its rolling summary (record-performance).",
     )
     _model_name(sub.add_argument("name", nargs="?", help="one model (default: all)"))
     _model_name(
@@ -402,7 +422,122 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _add_common(sub)
 
     _add_importers(command)
+    _add_upkeep(command)
     return parser
+
+
+EDIT_DETAIL = (
+    "Values are parsed as --set parses them (JSON if it parses, else text). The\n"
+    "field must be one the schema declares and the value must have its type; a\n"
+    "dynamic field (registry.dynamic_fields) goes only into the discovered layer.\n"
+    "The edit is checked by composing the registry, then written under the\n"
+    "registry lock keeping the file's key order and indentation. --dry-run prints\n"
+    "the diff and writes nothing. Refused: a symlinked layer file."
+)
+
+
+def _add_upkeep(command) -> None:
+    """audit, set, unset, promote, demote, schema, show-backends, record-performance."""
+    dry_run_help = "print the diff of the layer files; write nothing"
+    sub = command(
+        "audit",
+        "Check the registry for common mistakes; print findings as JSON Lines.",
+        "Each finding has severity (error, warning, info), code, entry, field, layer,\n"
+        "message and, when there is one, fix. Exits 1 when any error remains.\n"
+        "--fix applies only the fixes that lose nothing (a dynamic field moved from\n"
+        'curated to discovered, a placeholder string such as "None" made null, a\n'
+        "curated value equal to the discovered one dropped) through the locked save;\n"
+        "--dry-run prints their diff instead. Codes: docs/health.md.",
+    )
+    _model_name(sub.add_argument("names", nargs="*", metavar="NAME", help="only these models"))
+    sub.add_argument("--fix", action="store_true", help="apply the lossless fixes")
+    sub.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    _add_common(sub)
+
+    sub = command(
+        "set",
+        "Set fields of a model in a layer file (curated by default), checked before writing.",
+        "A NAME not yet in the registry makes a new curated entry; it needs backend=.\n"
+        + EDIT_DETAIL,
+    )
+    _model_name(sub.add_argument("name", nargs="?", help="the model's logical name"))
+    sub.add_argument(
+        "assignments", nargs="*", metavar="FIELD=VALUE", help="e.g. backend_config.port=9000"
+    )
+    sub.add_argument(
+        "--layer", choices=["curated", "discovered"], help="the layer to edit (default: curated)"
+    )
+    sub.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    _add_common(sub)
+
+    sub = command(
+        "unset",
+        "Remove fields of a model from a layer file (curated by default).",
+        "The other layer's value, or the schema default, then shows.\n" + EDIT_DETAIL,
+    )
+    _model_name(sub.add_argument("name", nargs="?", help=NAME_HELP))
+    sub.add_argument("fields", nargs="*", metavar="FIELD", help="e.g. backend_config.port")
+    sub.add_argument(
+        "--layer", choices=["curated", "discovered"], help="the layer to edit (default: curated)"
+    )
+    sub.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    _add_common(sub)
+
+    sub = command(
+        "promote",
+        "Pin discovered values into the curated layer, so rediscovery cannot change them.",
+        "With no FIELD: every static field the discovered layer holds and the curated\n"
+        "layer does not. Refused: a dynamic field, a field discovered does not hold.\n"
+        + EDIT_DETAIL,
+    )
+    _model_name(sub.add_argument("name", nargs="?", help=NAME_HELP))
+    sub.add_argument("fields", nargs="*", metavar="FIELD", help="static fields to pin")
+    sub.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    _add_common(sub)
+
+    sub = command(
+        "demote",
+        "Unpin curated static fields: remove them from the curated layer.",
+        "Each value moves to the discovered layer where that holds none, so nothing is\n"
+        "lost; with no FIELD, every static field the curated entry holds.\n" + EDIT_DETAIL,
+    )
+    _model_name(sub.add_argument("name", nargs="?", help=NAME_HELP))
+    sub.add_argument("fields", nargs="*", metavar="FIELD", help="static fields to unpin")
+    sub.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    _add_common(sub)
+
+    sub = command(
+        "schema",
+        "Print the JSON Schema (2020-12) of a layer file, for editors and validators.",
+        "Generated from the entry model; docs/model_registry.layer.schema.json is a copy.\n"
+        "See docs/health.md for pointing an editor at it.",
+    )
+    _add_common(sub)
+
+    sub = command(
+        "show-backends",
+        "Show each backend in use: its endpoint, how many entries use it, whether it answers.",
+        "One row per endpoint (backend and resolved URL). Each is asked once\n"
+        "(GET /models under an OpenAI-style /v1 URL, else the URL itself), bounded by\n"
+        "backends_check.timeout_s and backends_check.max_bytes. A table for a person;\n"
+        "--json for scripts.",
+    )
+    sub.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    _add_common(sub)
+
+    sub = command(
+        "record-performance",
+        "Record one request's timings; keep the rolling summary in the discovered layer.",
+        "The summary (performance: rolling_samples, ttft_ms_avg,\n"
+        "throughput_toks_per_s_avg, last_sample) covers the last performance.window\n"
+        "samples, kept in the registry's state folder; concurrent recorders lose none.\n"
+        "metrics NAME shows it.",
+    )
+    _model_name(sub.add_argument("name", nargs="?", help=NAME_HELP))
+    sub.add_argument("--ttft-ms", type=float, help="time to the first token, in ms")
+    sub.add_argument("--tokens", type=int, help="tokens generated")
+    sub.add_argument("--duration-ms", type=float, help="the whole request, in ms")
+    _add_common(sub)
 
 
 IMPORT_DETAIL = (
@@ -460,10 +595,13 @@ def _add_importers(command) -> None:
 
 
 def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Separate ``key=value`` config overrides from the command's arguments."""
+    """Separate ``key=value`` config overrides from the command's arguments.
+    After ``set``, a word whose key starts with an entry field
+    (``backend_config.port=9000``) is the command's, not the config's."""
     arguments: list[str] = []
     overrides: list[str] = []
     takes_value = False
+    config_roots = _config_roots() if argv and argv[0] == "set" else None
     for word in argv:
         if takes_value:
             arguments.append(word)
@@ -471,6 +609,9 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
         elif word.startswith("-"):
             arguments.append(word)
             takes_value = word in _VALUE_OPTIONS
+        elif config_roots is not None and "=" in word and len(arguments) > 1:
+            root = re.split(r"[./=]", word.lstrip("+~"), maxsplit=1)[0]
+            (overrides if root in config_roots else arguments).append(word)
         elif "=" in word and arguments:
             overrides.append(word)
         else:
@@ -478,18 +619,49 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return arguments, overrides
 
 
+def _config_roots() -> set[str]:
+    """The config's top-level keys and groups: after ``set NAME``, only words
+    starting with one of these are Hydra overrides; the rest are FIELD=VALUE."""
+    from .config import CONFIG_NAME, conf_dir
+
+    folder = conf_dir()
+    roots = {p.name for p in folder.iterdir() if p.is_dir()} | {"hydra"}
+    for line in (folder / f"{CONFIG_NAME}.yaml").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"([A-Za-z_][\w-]*):", line)
+        if match:
+            roots.add(match.group(1))
+    from .schema import RegistryEntry
+
+    # A name both an entry field and a config key (backend, roles, performance)
+    # is the entry's here.
+    return roots - set(RegistryEntry.model_fields) - {"defaults"}
+
+
 def _operation_arguments(args: argparse.Namespace) -> dict[str, Any]:
     arguments: dict[str, Any] = {}
-    for key in ("name", "role", "url", "backend", "image", "expect", "jobs"):
+    for key in (
+        "name",
+        "role",
+        "url",
+        "backend",
+        "image",
+        "expect",
+        "jobs",
+        "layer",
+        "ttft_ms",
+        "tokens",
+        "duration_ms",
+    ):
         if getattr(args, key, None) is not None:
             arguments[key] = getattr(args, key)
-    if getattr(args, "dirs", None):
-        arguments["dirs"] = list(args.dirs)
+    for key in ("dirs", "names", "fields", "assignments"):
+        if getattr(args, key, None):
+            arguments[key] = list(getattr(args, key))
     if getattr(args, "name_option", None) is not None:
         if arguments.get("name") not in (None, args.name_option):
             raise UsageError(f"{args.command}: give NAME or --name NAME, not both")
         arguments["name"] = args.name_option
-    for key in ("all", "rehash", "set_expected", "dry_run", "hash", "stop"):
+    for key in ("all", "rehash", "set_expected", "dry_run", "hash", "stop", "fix", "json"):
         if getattr(args, key, False):
             arguments[key] = True
     if args.command == "select":
@@ -586,25 +758,32 @@ def to_json(result: Any) -> str:
 def emit(command: str, result: Any, *, compact: bool = False) -> int:
     """Print a result as JSON on stdout; an ``Outcome`` also sets the exit code.
     ``compact``: on one line (a sweep prints JSON Lines, one job per line)."""
-    from .operations import Outcome
+    from .operations import Outcome, Text
 
     code = EXIT_OK
+    if isinstance(result, Text):
+        for line in result.message.splitlines():
+            print(f"{PROG} {command}: {line}", file=sys.stderr)
+        return _write([result.text], result.exit_code)
     if isinstance(result, Outcome):
         if result.message:
             for line in result.message.splitlines():
                 print(f"{PROG} {command}: {line}", file=sys.stderr)
         result, code = result.data, result.exit_code
+    if compact:
+        return _write([json.dumps(result, separators=(",", ":")), "\n"], code)
+    if isinstance(result, dict):
+        # Written as it is encoded: a big report (an import of 10,000 tags)
+        # never exists twice over as one string.
+        encoded = _batched(json.JSONEncoder(indent=2).iterencode(result))
+        return _write(itertools.chain(encoded, ["\n"]), code)
+    return _write([to_json(result), "\n"], code)
+
+
+def _write(pieces: Iterable[str], code: int) -> int:
     try:
-        if compact:
-            sys.stdout.write(json.dumps(result, separators=(",", ":")) + "\n")
-        elif isinstance(result, dict):
-            # Written as it is encoded: a big report (an import of 10,000 tags)
-            # never exists twice over as one string.
-            for piece in _batched(json.JSONEncoder(indent=2).iterencode(result)):
-                sys.stdout.write(piece)
-            sys.stdout.write("\n")
-        else:
-            sys.stdout.write(to_json(result) + "\n")
+        for piece in pieces:
+            sys.stdout.write(piece)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader stopped early (`| head`): say nothing more, here or at exit.

@@ -28,6 +28,16 @@ class Outcome:
     message: str = ""
 
 
+@dataclass
+class Text:
+    """Output printed as it is (JSON Lines, a table for a person, a diff),
+    with its exit code and any lines for stderr."""
+
+    text: str
+    exit_code: int = 0
+    message: str = ""
+
+
 def short_hash(aggregate: str | None) -> str:
     return (aggregate or "")[:12]
 
@@ -133,6 +143,7 @@ def metrics_op(registry: Registry, name: str | None = None) -> Any:
             "aggregate_sha256": entry.artifacts.aggregate_sha256 or "",
             "locked": entry.locked(),
             "vision_probe": entry.probes.vision,  # the last probe-vision result, or null
+            "performance": entry.performance.model_dump(),  # the rolling summary
         }
     plain = registry.confirmed_snapshot()
     if plain is not None:
@@ -300,6 +311,9 @@ def probe_vision_op(
 
     result = run_vision_probe(name, image, expect=expect, registry=registry)
     if result.vision_ok:
+        from .performance import record_probe_sample
+
+        record_probe_sample(registry, name, result.latency_ms)
         return result.to_json()
     return Outcome(result.to_json(), EXIT_USAGE, result.notes)
 
@@ -310,6 +324,111 @@ def migrate_op(registry: Registry, dry_run: bool = False) -> Any:
 
     result = migrate(registry, dry_run=dry_run)
     return Outcome(result.to_json(), 0, "\n".join(result.warnings))
+
+
+def audit_op(
+    registry: Registry,
+    names: Sequence[str] = (),
+    fix: bool = False,
+    dry_run: bool = False,
+) -> Text:
+    """Check the registry for common mistakes; print findings as JSON Lines."""
+    from .upkeep.audit import ERROR, audit_registry, findings_text
+
+    findings, diff = audit_registry(registry, _words(names), fix=bool(fix), dry_run=bool(dry_run))
+    if dry_run:
+        return Text(diff)
+    errors = [f for f in findings if f.severity == ERROR and not f.fixed]
+    if not errors:
+        return Text(findings_text(findings))
+    message = f"{len(errors)} error(s): " + ", ".join(f"{f.code} {f.entry!r}" for f in errors)
+    return Text(findings_text(findings), EXIT_USAGE, message)
+
+
+def set_op(
+    registry: Registry,
+    name: str,
+    assignments: Sequence[str] = (),
+    layer: str | None = None,
+    dry_run: bool = False,
+) -> Any:
+    """Set fields of an entry in a layer file (curated by default), checked first."""
+    from .upkeep.fields import set_fields
+
+    return _edit_result(set_fields(registry, name, _words(assignments), layer, bool(dry_run)))
+
+
+def unset_op(
+    registry: Registry,
+    name: str,
+    fields: Sequence[str] = (),
+    layer: str | None = None,
+    dry_run: bool = False,
+) -> Any:
+    """Remove fields of an entry from a layer file (curated by default)."""
+    from .upkeep.fields import unset_fields
+
+    return _edit_result(unset_fields(registry, name, _words(fields), layer, bool(dry_run)))
+
+
+def promote_op(
+    registry: Registry, name: str, fields: Sequence[str] = (), dry_run: bool = False
+) -> Any:
+    """Pin discovered values of static fields into the curated layer."""
+    from .upkeep.fields import promote
+
+    return _edit_result(promote(registry, name, _words(fields), bool(dry_run)))
+
+
+def demote_op(
+    registry: Registry, name: str, fields: Sequence[str] = (), dry_run: bool = False
+) -> Any:
+    """Unpin curated static fields (moved to the discovered layer where it has none)."""
+    from .upkeep.fields import demote
+
+    return _edit_result(demote(registry, name, _words(fields), bool(dry_run)))
+
+
+def _words(value: Any) -> list[str]:
+    """A list argument; one word given alone (``fields=x`` in a Hydra app) is a list of one."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def _edit_result(result: dict[str, Any]) -> Any:
+    # A dry run prints the diff for a person; otherwise what changed, as JSON.
+    return Text(result["diff"]) if result.get("dry_run") else result
+
+
+def schema_op(registry: Registry) -> dict[str, Any]:
+    """Print the JSON Schema (2020-12) of a layer file."""
+    from .upkeep.layer_schema import layer_schema
+
+    return layer_schema()
+
+
+def show_backends_op(registry: Registry, json: bool = False) -> Any:
+    """Show each backend in use: its endpoint, its entries, and whether it answers."""
+    from .upkeep.backends import backends_table, check_backends
+
+    rows = check_backends(registry)
+    return rows if json else Text(backends_table(rows))
+
+
+def record_performance_op(
+    registry: Registry,
+    name: str,
+    ttft_ms: float | None = None,
+    tokens: int | None = None,
+    duration_ms: float | None = None,
+) -> dict[str, Any]:
+    """Record one request's timings; keep the rolling summary in the discovered layer."""
+    from .performance import record_performance
+
+    return record_performance(
+        name, ttft_ms=ttft_ms, tokens=tokens, duration_ms=duration_ms, registry=registry
+    )
 
 
 @dataclass(frozen=True)
@@ -353,5 +472,18 @@ OPERATIONS: dict[str, Operation] = {
         Operation("activate-model", activate_model_op, ("name", "stop")),
         Operation("current-model", current_model_op),
         Operation("probe-vision", probe_vision_op, ("name", "image", "expect"), ("name",)),
+        Operation("audit", audit_op, ("names", "fix", "dry_run")),
+        Operation("set", set_op, ("name", "assignments", "layer", "dry_run"), ("name",)),
+        Operation("unset", unset_op, ("name", "fields", "layer", "dry_run"), ("name",)),
+        Operation("promote", promote_op, ("name", "fields", "dry_run"), ("name",)),
+        Operation("demote", demote_op, ("name", "fields", "dry_run"), ("name",)),
+        Operation("schema", schema_op),
+        Operation("show-backends", show_backends_op, ("json",)),
+        Operation(
+            "record-performance",
+            record_performance_op,
+            ("name", "ttft_ms", "tokens", "duration_ms"),
+            ("name",),
+        ),
     )
 }

@@ -33,6 +33,7 @@ from .compose import (
     validate,
 )
 from .config import Config, load_config
+from .downloads import refuse_duplicate_downloads
 from .errors import RegistryError, RegistryLoadError, RegistryWriteError, UnknownModelError
 from .layers import (
     DEFAULT_MAX_LAYER_BYTES,
@@ -342,7 +343,7 @@ class Registry:
             return entries[name]
         except KeyError:
             folder = self.files.folder if self.files else "?"
-            raise UnknownModelError(_unknown_message(name, entries, folder)) from None
+            raise UnknownModelError(unknown_message(name, entries, folder)) from None
 
     # --- the merged snapshot -------------------------------------------------
 
@@ -458,6 +459,17 @@ class Registry:
         batch.written()
         return changed
 
+    def read_sources(self) -> Sources:
+        """Both layers as they are on disk now (writers call it under the lock)."""
+        files = self.layer_files()
+        return _sources(files, *self._read_layers(files))
+
+    def check_sources(self, sources: Sources) -> dict[str, RegistryEntry]:
+        """Compose and validate layers a writer is about to save (no overrides);
+        raises the same one-line errors a load would."""
+        _, entries = self._compose(sources, with_overrides=False)
+        return entries
+
     def save(self) -> bool:
         """Persist what this process changed into the discovered layer
         (under a ``SaveBatch``, when the batch is due: see ``defer_saves``).
@@ -477,6 +489,10 @@ class Registry:
             return False
         changes, removed = self._changes()
         self._removed |= removed
+        refuse_duplicate_downloads(
+            self.entries,
+            [n for n, fields in changes.items() if any(p[0] == "download_path" for p, _ in fields)],
+        )
         files = self.files
         with registry_lock(files.folder):
             fresh = _sources(files, *self._read_layers(files))
@@ -680,7 +696,8 @@ def _sources(files: LayerFiles, curated: bytes | None, discovered: bytes | None)
     )
 
 
-def _unknown_message(name: str, entries: Iterable[str], folder: Path | str) -> str:
+def unknown_message(name: str, entries: Iterable[str], folder: Path | str) -> str:
+    """``unknown model 'x' in FOLDER``, with close names as suggestions."""
     import difflib
 
     close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.6)

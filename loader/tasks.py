@@ -156,9 +156,14 @@ class OperationOutcome(RegistryError):
 def call_operation(operation: str, graph: Graph, arguments: dict[str, Any]) -> Any:
     """Call an operation as the CLI does; its warnings go to stderr, a non-zero
     ``Outcome`` raises ``OperationOutcome`` with its message."""
-    from .operations import OPERATIONS, Outcome
+    from .operations import OPERATIONS, Outcome, Text
 
     result = OPERATIONS[operation].call(graph.registry, arguments)
+    if isinstance(result, Text):  # printed as it is (audit's JSON Lines)
+        sys.stdout.write(result.text)
+        if result.exit_code:
+            raise OperationOutcome(result.message or f"{operation} failed", result.exit_code)
+        return {"lines": result.text.count("\n")}
     if not isinstance(result, Outcome):
         return result
     if result.exit_code:

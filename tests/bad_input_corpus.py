@@ -90,6 +90,11 @@ def materialize(case: dict[str, Any], base: Path) -> tuple[Path, list[str]]:
             layer = case.get(key, layers[file])
             path.write_text(json.dumps(layer, indent=2) + "\n", encoding="utf-8")
     special = case.get("special")
+    if special == "curated-link":  # the curated layer is a symlink to a file elsewhere
+        target = base / "shared-curated.json"
+        (folder / CURATED).rename(target)
+        (folder / CURATED).symlink_to(target)
+        special = None
     if special:
         (folder / DISCOVERED).unlink()
         if special == "fifo":

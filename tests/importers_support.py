@@ -297,7 +297,7 @@ def model_folder(root: Path, kind: str) -> Path:
 
 FORMATS = {
     # kind: (download_format, quantization, name, vision, chat template source)
-    "safetensors": ("safetensors", "bf16", "llama-3.1-8b-instruct_(BF16)", False, "embedded"),
+    "safetensors": ("safetensors", "bf16", "llama-3.1-8b-instruct_(BF16)", False, "extracted"),
     "awq": ("awq", "awq", "qwen2.5-vl-7b-instruct_(AWQ)", True, "external"),
     "gptq": ("gptq", "gptq", "mistral-7b-instruct-v0.2_(GPTQ)", False, None),
     "fp8": ("fp8", "fp8", "qwen3-vl-8b-instruct_(FP8)", True, "external"),

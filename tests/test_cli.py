@@ -281,6 +281,12 @@ def test_metrics_with_a_name_gives_the_full_aggregate(real_registry):
         "aggregate_sha256": discovered_aggregates(REAL_REGISTRY)[name],
         "locked": False,
         "vision_probe": None,  # never probed
+        "performance": {  # the rolling summary: no samples yet
+            "rolling_samples": 0,
+            "ttft_ms_avg": None,
+            "throughput_toks_per_s_avg": None,
+            "last_sample": None,
+        },
     }
     assert re.fullmatch(r"[0-9a-f]{64}", metrics["aggregate_sha256"])
 

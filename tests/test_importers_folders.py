@@ -12,7 +12,7 @@ import pytest
 from loader.hashing import aggregate_sha256
 from loader.schema import normalize_capabilities
 from tests.conftest import CURATED, DISCOVERED, SNAPSHOT, folder_digest, read_json, sha, write
-from tests.importers_support import FORMATS, empty_registry_folder, model_folder
+from tests.importers_support import FORMATS, TEMPLATE, empty_registry_folder, model_folder
 from tests.importers_support import run_loader as run
 
 
@@ -56,6 +56,11 @@ def test_each_format_is_recorded_from_its_files_and_config(kind, registry, weigh
     if template == "external":
         path = Path(entry["chat_template"]["path"])
         assert path.parent == folder and entry["chat_template"]["sha256"] == sha(path.read_bytes())
+    if template == "extracted":  # tokenizer_config.json's template, as a file vLLM can take
+        path = Path(entry["chat_template"]["path"])
+        assert path.is_absolute() and path.parent == registry / ".imageworks-state/chat_templates"
+        assert path.read_text(encoding="utf-8") == TEMPLATE
+        assert entry["chat_template"]["sha256"] == sha(TEMPLATE.encode())
 
 
 def test_a_folder_of_model_folders_records_each(registry, weights):
@@ -362,3 +367,58 @@ def test_outside_text_from_a_folder_is_stored_literally(registry, weights):
     odd = folder.rename(folder.parent / "odd-${missing}")
     line = one_line_refusal(registry, "import-dir", str(odd))
     assert "holds '${'" in line and "--name" in line
+
+
+def test_an_extracted_template_is_named_not_written_by_a_dry_run(registry, weights):
+    folder = model_folder(weights, "safetensors")
+    result = run(registry, "import-dir", str(folder), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    added = json.loads(result.stdout)["added"][0]["changes"]
+    path = next(c["after"] for c in added if c["field"] == "chat_template.path")
+    assert path.endswith(".jinja") and not Path(path).exists()
+    assert not (registry / ".imageworks-state").exists()
+
+
+def test_a_deleted_extracted_template_comes_back_on_the_next_import(registry, weights):
+    folder = model_folder(weights, "safetensors")
+    assert run(registry, "import-dir", str(folder)).returncode == 0
+    name = FORMATS["safetensors"][2]
+    path = Path(entries_of(registry)[name]["chat_template"]["path"])
+    path.unlink()
+    result = run(registry, "import-dir", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert path.read_text(encoding="utf-8") == TEMPLATE
+
+
+def test_one_folder_is_never_recorded_under_two_names(registry, weights):
+    folder = model_folder(weights, "awq")
+    assert run(registry, "import-dir", str(folder)).returncode == 0
+    before = folder_digest(registry)
+    first = FORMATS["awq"][2]
+    renamed = run(registry, "import-dir", str(folder), "--name", "other-name")
+    assert renamed.returncode == 1
+    assert "other-name" in renamed.stderr and first in renamed.stderr
+    assert len(renamed.stderr.strip().splitlines()) == 1
+    other_backend = run(
+        registry, "import-dir", str(folder), "--backend", "lmdeploy", "--name", "lm-copy"
+    )
+    assert other_backend.returncode == 1
+    assert first in other_backend.stderr and "lm-copy" in other_backend.stderr
+    assert "already recorded" in other_backend.stderr
+    assert folder_digest(registry) == before
+
+
+def test_the_python_api_refuses_a_second_name_for_a_recorded_download(registry, weights):
+    from loader.config import load_config
+    from loader.errors import RegistryWriteError
+    from loader.registry import Registry, RegistryEntry
+
+    folder = model_folder(weights, "awq")
+    assert run(registry, "import-dir", str(folder)).returncode == 0
+    before = folder_digest(registry)
+    reg = Registry(load_config([f"registry.dir={registry}"]))
+    entries = reg.ensure_loaded()
+    entries["copy"] = RegistryEntry(name="copy", download_path=str(folder) + "/")
+    with pytest.raises(RegistryWriteError, match=r"'copy'.*already recorded as"):
+        reg.save()
+    assert folder_digest(registry) == before

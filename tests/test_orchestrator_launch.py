@@ -99,10 +99,16 @@ def test_the_chat_template_is_passed_unless_extra_args_set_one(tmp_path):
     assert plan.argv.count("--chat-template") == 1 and plan.argv[-2:] == own
 
 
+def test_an_absent_chat_template_is_a_warning_not_a_failure(tmp_path):
+    plan = build_launch(entry(tmp_path, chat_template={"path": "/no/such.jinja"}), settings())
+    assert "--chat-template" not in plan.argv
+    assert len(plan.warnings) == 1
+    assert "chat_template.path: file not found: /no/such.jinja" in plan.warnings[0]
+
+
 @pytest.mark.parametrize(
     ("fields", "overrides", "message"),
     [
-        ({"chat_template": {"path": "/no/such.jinja"}}, (), "chat_template.path: file not found"),
         (
             {"backend_config": {"model_path": "x", "extra_args": ["--port", "9"]}},
             (),

@@ -25,6 +25,7 @@ from ..literal import escape, literal
 from ..registry import Registry
 from ..schema import RegistryEntry
 from ..service import backend_default_port
+from .chat_template import TemplateStore, template_dir
 from .plan import (
     Candidate,
     EntryChange,
@@ -196,12 +197,18 @@ def has_vision(config: dict[str, Any], files: Sequence[str]) -> bool:
     return any("mmproj" in f.lower() and f.lower().endswith(".gguf") for f in files)
 
 
-def _chat_template(folder: Path, max_json_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+def _chat_template(
+    folder: Path, templates: TemplateStore | None, max_json_bytes: int = MAX_JSON_BYTES
+) -> dict[str, Any]:
     for file_name in ("chat_template.json", "chat_template.jinja"):
         path = folder / file_name
         if path.is_file():
             return {"source": "external", "path": str(path), "sha256": file_sha256(path)}
+    # Checked first (a link out of the folder, a FIFO, a huge file are refused).
     tokenizer = _read_json(folder / "tokenizer_config.json", max_json_bytes)
+    extracted = templates.extract(folder) if templates is not None else None
+    if extracted:
+        return extracted
     if tokenizer.get("chat_template"):
         return {"source": "embedded"}
     return {}
@@ -215,7 +222,13 @@ def folder_stem(folder: Path) -> str:
 
 
 def folder_fields(
-    registry: Registry, folder: Path, backend: str, *, hash: bool, cache: HashCache
+    registry: Registry,
+    folder: Path,
+    backend: str,
+    *,
+    hash: bool,
+    cache: HashCache,
+    templates: TemplateStore | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """A model folder as a new entry's name and its fields."""
     from ..hashing import aggregate_sha256, resolve_artifact_set
@@ -235,7 +248,7 @@ def folder_fields(
     stats = [os.stat(folder / rel) for rel in files]
     download_format, quantization = _format_and_quantization(config, files)
     name = entry_name(folder_stem(folder), quantization)
-    chat_template = _chat_template(folder, max_json)
+    chat_template = _chat_template(folder, templates, max_json)
     text_config = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
     context = config.get("max_position_embeddings") or text_config.get("max_position_embeddings")
     fields: dict[str, Any] = {
@@ -292,12 +305,13 @@ def _import_folders(
     new_backend: str,
     name: str | None,
     hash: bool,
-) -> tuple[ImportPlan, HashCache]:
+) -> tuple[ImportPlan, HashCache, TemplateStore]:
     from ..locks import hash_cache_for
 
     entries = registry.ensure_loaded()
     recorded = {n: _local_folders(e) for n, e in sorted(entries.items()) if e.backend != "ollama"}
     cache = hash_cache_for(registry)
+    templates = TemplateStore(template_dir(registry.cfg))
     candidates = []
     for folder in folders:
         real = os.path.realpath(folder)
@@ -306,8 +320,16 @@ def _import_folders(
             for n, paths in recorded.items()
             if real in paths and (backend is None or entries[n].backend == backend)
         ]
+        if name and matches and name not in matches:
+            raise ImporterError(
+                f"model folder {os.path.abspath(folder)!r}: already recorded as "
+                f"{matches[0]!r}; refusing to record it again as {name!r} "
+                "(one download is one entry)"
+            )
         chosen = entries[matches[0]].backend if matches else new_backend
-        new_name, fields = folder_fields(registry, folder, chosen, hash=hash, cache=cache)
+        new_name, fields = folder_fields(
+            registry, folder, chosen, hash=hash, cache=cache, templates=templates
+        )
         if matches:
             fields.pop("display_name")
             # Keep the spelling the entry records (a link, ~, ${paths.models}…)
@@ -326,8 +348,10 @@ def _import_folders(
         candidates.append(
             checked(Candidate("model folder", os.path.abspath(folder), new_name, fields, matches))
         )
-    plan = plan_import(registry, source, candidates, refresh_patterns(registry))
-    return plan, cache
+    refresh = refresh_patterns(registry)
+    refresh.exact.add("chat_template")  # what the folder holds now
+    plan = plan_import(registry, source, candidates, refresh)
+    return plan, cache, templates
 
 
 def import_dirs(
@@ -365,7 +389,7 @@ def import_dirs(
         "source": "folders",
         "dirs": [os.path.abspath(os.path.expanduser(str(d))) for d in dirs],
     }
-    plan, cache = _import_folders(
+    plan, cache, templates = _import_folders(
         registry,
         folders,
         source,
@@ -377,6 +401,7 @@ def import_dirs(
     written = apply_plan(registry, plan, dry_run=dry_run)
     if not dry_run:
         cache.save()
+        templates.commit()
     return plan.to_json(dry_run=dry_run, written=written)
 
 
@@ -393,7 +418,7 @@ def rediscover(registry: Registry, dry_run: bool = False) -> dict[str, Any]:
         if path.is_dir():
             folders.extend(find_model_folders(path, depth))
     source = {"source": "rediscover", "roots": [str(r) for r in roots], "depth": depth}
-    plan, _ = _import_folders(
+    plan, _, templates = _import_folders(
         registry,
         folders,
         source,
@@ -408,4 +433,6 @@ def rediscover(registry: Registry, dry_run: bool = False) -> dict[str, Any]:
         if entry.backend != "ollama" and gone:
             plan.missing.append(EntryChange(entry_name_, gone[0], note="folder not found; kept"))
     written = apply_plan(registry, plan, dry_run=dry_run)
+    if not dry_run:
+        templates.commit()
     return plan.to_json(dry_run=dry_run, written=written)

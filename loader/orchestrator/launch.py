@@ -84,16 +84,21 @@ def build_launch(entry: RegistryEntry, settings: Settings) -> LaunchPlan:
     if settings.max_model_len is not None and "--max-model-len" not in extra_flags:
         argv += ["--max-model-len", str(settings.max_model_len)]
     template = entry.chat_template.path
+    warnings = []
     if template and "--chat-template" not in extra_flags:
         template = os.path.expanduser(template)
-        if not Path(template).is_file():
-            raise OrchestrationError(
-                f"entry {entry.name!r}: chat_template.path: file not found: {template}"
+        if Path(template).is_file():
+            argv += ["--chat-template", template]
+        else:
+            # A path recorded on another host: vLLM falls back to the model's
+            # own template; `audit` reports it (missing-path).
+            warnings.append(
+                f"entry {entry.name!r}: chat_template.path: file not found: {template}; "
+                "starting without --chat-template"
             )
-        argv += ["--chat-template", template]
     argv += extra
 
-    warnings = [
+    warnings += [
         f"entry {entry.name!r}: backend_config.extra_args repeats {flag}; "
         "vLLM uses the last occurrence"
         for flag in dict.fromkeys(extra_flags)

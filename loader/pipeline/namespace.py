@@ -74,6 +74,9 @@ def dodo_namespace(graph: Graph, *, in_process: bool = False) -> dict[str, Any]:
     writers = [n for g in groups if g in built for n in _task_names(g, built[g])]
     built["snapshot"] = snapshot_task(graph, writers)
     built["refresh"] = refresh_task(groups)
+    audit = operation_tasks.audit_task(graph)  # never a default: run when named
+    if audit:
+        built["audit"] = audit
     quiet = graph.profile("log_format") == "json"
 
     namespace: dict[str, Any] = {

@@ -24,6 +24,7 @@ _HOMES = {
     "rediscover": "loader.importers",
     "probe-vision": "loader.probe",
     "activate-model": "loader.orchestrator",
+    "audit": "loader.upkeep.audit",
 }
 
 
@@ -62,15 +63,34 @@ def rediscover_task(graph: Graph) -> dict[str, Any] | None:
     }
 
 
+def serves_itself(entry: dict[str, Any], orchestrator_port: Any) -> bool:
+    """A vLLM entry that is a server of its own, not the orchestrator's: its
+    ``base_url``, or a port other than ``orchestrator.port`` (ImageWorks runs
+    Florence on 24002 beside the orchestrated 24001). Port 0 is no port."""
+    config = entry.get("backend_config") or {}
+    if config.get("base_url"):
+        return True
+    port = config.get("port")
+    try:
+        return int(port) not in (0, int(orchestrator_port))
+    except (TypeError, ValueError):
+        return False
+
+
 def probe_candidates(graph: Graph) -> list[str]:
     """Vision entries whose files are on this host and that are being served:
-    any non-vLLM one (Ollama serves every pulled model on demand), and the vLLM
-    one named by ``orchestrator.desired`` (one vLLM model is served at a time)."""
+    any non-vLLM one (Ollama serves every pulled model on demand), a vLLM one
+    on its own port (``serves_itself``), and the vLLM one named by
+    ``orchestrator.desired`` (one vLLM model is served at a time on the
+    orchestrator's port)."""
     desired = graph.config.get("orchestrator.desired")
+    port = graph.config.get("orchestrator.port")
     names = [
         name
         for name in graph.artifacts
-        if graph.entries[name].get("backend") != "vllm" or name == desired
+        if graph.entries[name].get("backend") != "vllm"
+        or name == desired
+        or serves_itself(graph.entries[name], port)
     ]
     if not names:
         return []
@@ -156,4 +176,15 @@ def activate_task(graph: Graph) -> dict[str, Any] | None:
         "task_dep": [f"verify:{desired}"] if desired in graph.artifacts else [],
         "doc": f"Serve {desired} on the vLLM port (orchestrator.desired); "
         "restarts nothing when it is healthy.",
+    }
+
+
+def audit_task(graph: Graph) -> dict[str, Any] | None:
+    """``audit``: the registry's findings (run when named: ``doit audit``)."""
+    if not _installed("audit"):
+        return None
+    return {
+        "actions": [operation_action("audit", graph, {})],
+        "uptodate": [_always_run],
+        "doc": "Check the registry for common mistakes (run when named); fails on errors.",
     }
