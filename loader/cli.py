@@ -69,7 +69,11 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "list-roles": [f"{PROG} list-roles"],
     "metrics": [f"{PROG} metrics", f"{PROG} metrics --name 'qwen3_8b_(Q4_K_M)'"],
-    "explain": [f"{PROG} explain 'qwen3_8b_(Q4_K_M)'"],
+    "explain": [
+        f"{PROG} explain 'qwen3_8b_(Q4_K_M)'",
+        f"{PROG} explain 'qwen3_8b_(Q4_K_M)' --field backend_config.port",
+        f"{PROG} explain --config backends.vllm.port",
+    ],
     "verify": [f"{PROG} verify 'florence-2-large_(FP16)'", f"{PROG} verify --all profile=ci"],
     "lock": [f"{PROG} lock 'florence-2-large_(FP16)' --set-expected"],
     "unlock": [f"{PROG} unlock 'florence-2-large_(FP16)'"],
@@ -109,6 +113,7 @@ _VALUE_OPTIONS = {
     "-p",
 }
 _VALUE_OPTIONS |= {"--url", "--backend"}  # the importers'
+_VALUE_OPTIONS |= {"--field", "--config", "--format"}
 _HYDRA_FLAGS = {"--cfg", "-c", "--resolve", "--package", "-p", "-m", "--multirun", "--info", "-i"}
 COMPLETE_NAMES = "__complete-names"  # what the completion scripts run to list model names
 
@@ -275,9 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
         "explain",
         "Show every resolved field of a model and the layer it came from.",
         "Sources: curated, discovered, default (schema), override (--set); "
-        "interpolated values also show their raw ${...} text.",
+        "interpolated values also show their raw ${...} text.\n"
+        "--field FIELD shows one field (or the fields beneath it, e.g. backend_config).\n"
+        "--config KEY (no NAME) shows a config key's value and which file under conf/,\n"
+        "command-line override or environment variable set it.",
     )
     _model_name(sub.add_argument("name", nargs="?", help=NAME_HELP))
+    sub.add_argument("--field", help="one field, dotted (backend_config.port)")
+    sub.add_argument(
+        "--config", dest="config_key", metavar="KEY", help="a config key (backends.vllm.port)"
+    )
     _add_common(sub)
 
     sub = command(
@@ -463,7 +475,7 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _operation_arguments(args: argparse.Namespace) -> dict[str, Any]:
     arguments: dict[str, Any] = {}
-    for key in ("name", "role", "url", "backend", "image", "expect", "jobs"):
+    for key in ("name", "role", "url", "backend", "image", "expect", "jobs", "field", "config_key"):
         if getattr(args, key, None) is not None:
             arguments[key] = getattr(args, key)
     if getattr(args, "dirs", None):

@@ -88,6 +88,8 @@ class Config:
         self.raw = raw
         self._resolved = resolved_data
         self._omegaconf: DictConfig | None = None
+        # The Hydra overrides it was composed with (for explain --config).
+        self.overrides: list[str] = []
 
     @classmethod
     def from_omegaconf(cls, cfg: DictConfig) -> Config:
@@ -275,13 +277,16 @@ def load_config(overrides: Sequence[str] = ()) -> Config:
         cached, raw = {}, compose_with_hydra(overrides)
     env_names = _env_dependencies(raw)
     if env_names is None:
-        return Config(raw)
-    env = {name: os.environ.get(name) for name in env_names}
-    if cached.get("env") == env and isinstance(cached.get("resolved"), dict):
-        return Config(raw, cached["resolved"])
-    config = Config(raw)
-    if config.fully_resolved:
-        write_cache_file(cache_file, {"raw": raw, "env": env, "resolved": config.resolved})
+        config = Config(raw)
+    else:
+        env = {name: os.environ.get(name) for name in env_names}
+        if cached.get("env") == env and isinstance(cached.get("resolved"), dict):
+            config = Config(raw, cached["resolved"])
+        else:
+            config = Config(raw)
+            if config.fully_resolved:
+                write_cache_file(cache_file, {"raw": raw, "env": env, "resolved": config.resolved})
+    config.overrides = list(overrides)
     return config
 
 

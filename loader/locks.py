@@ -22,6 +22,7 @@ from typing import Any
 from .errors import RegistryError, VersionLockViolation
 from .hashing import ArtifactSet, HashCache, HashStats, aggregate_sha256, changed_files, hash_files
 from .hashing import resolve_artifact_set as _resolve
+from .hosts import host_name, record
 from .registry import Registry, default_registry
 from .schema import ArtifactFile, RegistryEntry
 
@@ -171,7 +172,24 @@ def verify_model(
         and expected == legacy_subset_sha256(files)
     )
     violated = bool(lock.locked and expected and expected != aggregate and not legacy)
+    host = host_name(registry.cfg)
     if violated and enforce_lock:
+        # Recorded for this host, so list/metrics show the violation until a
+        # later verify passes; the last good artifacts and the lock stay.
+        record(
+            entry,
+            host,
+            "verify",
+            {
+                "status": "violated",
+                "at": _now(),
+                "aggregate_sha256": aggregate,
+                "expected_aggregate_sha256": expected,
+                "changed_files": changed[:50],
+            },
+        )
+        if save:
+            registry.save()
         shown = ", ".join(changed[:10]) + (
             f" and {len(changed) - 10} more" if len(changed) > 10 else ""
         )
@@ -191,6 +209,12 @@ def verify_model(
     status = "violated" if violated else ("ok" if lock.locked else "unlocked")
     if legacy:
         status = "legacy-lock"
+    record(
+        entry,
+        host,
+        "verify",
+        {"status": status, "at": lock.last_verified, "aggregate_sha256": aggregate},
+    )
     if save:
         registry.save()
     return VerifyResult(
@@ -262,8 +286,20 @@ def lock_model(
     ``ArtifactError`` and pin nothing."""
     hashed: dict[str, int] = {}
     if set_expected:
+        registry = registry or default_registry()
         result = verify_model(entry, enforce_lock=False, save=False, registry=registry)
         entry.version_lock.expected_aggregate_sha256 = result.aggregate_sha256
+        # The files as they are now are the lock: this host's verdict is ok.
+        record(
+            entry,
+            host_name(registry.cfg),
+            "verify",
+            {
+                "status": "ok",
+                "at": result.last_verified,
+                "aggregate_sha256": result.aggregate_sha256,
+            },
+        )
         hashed = {"files_read": result.files_read, "cache_hits": result.cache_hits}
     entry.version_lock.locked = True
     return {**_lock_state(entry), **hashed}

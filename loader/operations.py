@@ -98,9 +98,43 @@ def metrics_op(registry: Registry, name: str | None = None) -> Any:
     ]
 
 
-def explain_op(registry: Registry, name: str) -> dict[str, Any]:
-    """Every resolved field of ``name`` with the layer it came from."""
-    return registry.explain(name)
+def explain_op(
+    registry: Registry,
+    name: str | None = None,
+    field: str | None = None,
+    config_key: str | None = None,
+) -> dict[str, Any]:
+    """Every resolved field of ``name`` with the layer it came from (or one
+    ``field``; or, with ``config_key``, which config file or override set it)."""
+    if config_key:
+        if name or field:
+            raise OverrideError("explain: give a model NAME (and --field) or --config KEY")
+        from .config_origin import explain_config_key
+
+        return explain_config_key(registry.cfg, config_key)
+    if not name:
+        raise OverrideError("explain: give a model NAME, or --config KEY")
+    explained = registry.explain(name)
+    if not field:
+        return explained
+    return explain_field(explained, field)
+
+
+def explain_field(explained: dict[str, Any], field: str) -> dict[str, Any]:
+    """One field of an ``explain`` result: its row, or the rows beneath it."""
+    rows = explained["fields"]
+    for row in rows:
+        if row["field"] == field:
+            return {"name": explained["name"], **row}
+    below = [row for row in rows if row["field"].startswith(field + ".")]
+    if below:
+        return {"name": explained["name"], "field": field, "fields": below}
+    import difflib
+
+    names = [row["field"] for row in rows]
+    close = difflib.get_close_matches(field, names, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise OverrideError(f"explain: model {explained['name']!r} has no field {field!r}{hint}")
 
 
 def snapshot_op(registry: Registry) -> dict[str, Any]:
@@ -273,16 +307,14 @@ OPERATIONS: dict[str, Operation] = {
         Operation("select", select_op, ("name", "require", "role")),
         Operation("list-roles", list_roles_op),
         Operation("metrics", metrics_op, ("name",)),
-        Operation("explain", explain_op, ("name",), ("name",)),
+        Operation("explain", explain_op, ("name", "field", "config_key")),
         Operation("snapshot", snapshot_op),
         Operation("migrate", migrate_op, ("dry_run",)),
         Operation("verify", verify_op, ("name", "all", "rehash")),
         Operation("lock", lock_op, ("name", "set_expected"), ("name",)),
         Operation("unlock", unlock_op, ("name",), ("name",)),
         Operation("import-ollama", import_ollama_op, ("url", "dry_run")),
-        Operation(
-            "import-dir", import_dir_op, ("dirs", "backend", "name", "dry_run", "hash"), ("dirs",)
-        ),
+        Operation("import-dir", import_dir_op, ("dirs", "backend", "name", "dry_run", "hash")),
         Operation("rediscover", rediscover_op, ("dry_run",)),
         Operation("refresh", refresh_op, ("jobs",)),
         Operation("activate-model", activate_model_op, ("name", "stop")),

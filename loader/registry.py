@@ -12,7 +12,7 @@ import contextlib
 import gc
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -316,17 +316,21 @@ class Registry:
 
     # --- writing -------------------------------------------------------------
 
-    def save(self) -> bool:
+    def save(self, raw: Mapping[str, Sequence[tuple[tuple[str, ...], Any]]] | None = None) -> bool:
         """Persist what this process changed into the discovered layer.
 
         Re-reads the layers under the lock and applies only the fields that
         differ from what this process loaded, so concurrent writers of other
         entries or fields lose nothing. Never writes the curated layer.
-        Returns True when a layer file changed.
+        ``raw`` gives values to store as written, after the changes (an
+        importer's ``${paths.models}/…`` where the entry holds the resolved
+        path). Returns True when a layer file changed.
         """
         if self.files is None:
             return False
         changes, removed = self._changes()
+        for name, fields in (raw or {}).items():
+            changes.setdefault(name, []).extend(fields)
         files = self.files
         with registry_lock(files.folder):
             fresh = _sources(files, *self._read_layers(files))

@@ -78,6 +78,8 @@ def test_activate_starts_the_model_and_again_restarts_nothing(orchestra):
     assert activation["max_model_len"] == 2048  # read from /v1/models
     assert 0 < activation["startup_s"] < 60
     assert activation["at"].endswith("+00:00")
+    [host] = recorded[FLORENCE]["hosts"].values()  # this host's own record (issue 19)
+    assert host["activation"] == activation
 
 
 def test_an_active_model_that_stopped_answering_is_restarted(orchestra):

@@ -30,7 +30,15 @@ from .plan import (
     plan_import,
     refresh_patterns,
 )
-from .shape import display_name, entry_name, file_sha256, stored_capabilities
+from .shape import (
+    display_name,
+    entry_name,
+    file_sha256,
+    portable_path,
+    portable_port,
+    relative_to_roots,
+    stored_capabilities,
+)
 
 # config.json's quantization_config.quant_method -> download_format
 _QUANT_FORMATS = {"awq": "awq", "gptq": "gptq", "fp8": "fp8", "bitsandbytes": "bnb", "bnb": "bnb"}
@@ -142,7 +150,7 @@ def has_vision(config: dict[str, Any], files: Sequence[str]) -> bool:
 
 def _chat_template(folder: Path) -> dict[str, Any]:
     for file_name in ("chat_template.json", "chat_template.jinja"):
-        path = folder / file_name
+        path = Path(os.path.abspath(folder / file_name))  # never relative to this folder
         if path.is_file():
             return {"source": "external", "path": str(path), "sha256": file_sha256(path)}
     tokenizer = _read_json(folder / "tokenizer_config.json")
@@ -158,10 +166,19 @@ def folder_stem(folder: Path) -> str:
     return stem
 
 
+# The fields holding a local path: stored portably, repaired on a re-import.
+PATH_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("backend_config", "model_path"),
+    ("download_path",),
+    ("chat_template", "path"),
+)
+
+
 def folder_fields(
     registry: Registry, folder: Path, backend: str, *, hash: bool, cache: HashCache
-) -> tuple[str, dict[str, Any]]:
-    """A model folder as a new entry's name and its fields."""
+) -> tuple[str, dict[str, Any], dict[tuple[str, ...], Any]]:
+    """A model folder as a new entry's name, its fields (as they resolve) and
+    the fields stored as written (``${paths.models}/…``, ``${backends.B.port}``)."""
     from ..hashing import aggregate_sha256, resolve_artifact_set
     from ..locks import hash_artifacts
 
@@ -215,7 +232,22 @@ def folder_fields(
         )
         digests = hash_artifacts(registry, artifact_set, cache=cache)
         fields["artifacts"] = {"aggregate_sha256": aggregate_sha256(digests), "files": digests}
-    return name, fields
+    raw: dict[tuple[str, ...], Any] = {
+        ("backend_config", "port"): portable_port(registry.cfg, backend)
+    }
+    for field_path in PATH_FIELDS:
+        value = _field(fields, field_path)
+        if isinstance(value, str):
+            raw[field_path] = portable_path(registry.cfg, value)
+    return name, fields, raw
+
+
+def _field(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
 
 
 def _local_folders(entry: RegistryEntry) -> set[str]:
@@ -225,6 +257,39 @@ def _local_folders(entry: RegistryEntry) -> set[str]:
         if value and not value.startswith("ollama:") and os.path.isabs(os.path.expanduser(value)):
             found.add(os.path.realpath(os.path.expanduser(value)))
     return found
+
+
+def _from_another_host(entry: RegistryEntry, rel: str | None) -> bool:
+    """An entry recording this model's folder as another host saw it: an
+    absolute path, not present here, ending in the same path below the model
+    root (the model's identity across hosts)."""
+    if not rel:
+        return False
+    for value in (entry.backend_config.model_path, entry.download_path):
+        if not value or value.startswith("ollama:"):
+            continue
+        path = os.path.expanduser(value)
+        if (
+            os.path.isabs(path)
+            and not os.path.exists(path)
+            and path.rstrip(os.sep).endswith(os.sep + rel)
+        ):
+            return True
+    return False
+
+
+def _needs_repair(field_path: tuple[str, ...], recorded: Any, fresh: Any) -> bool:
+    """A recorded path that a re-import replaces: one leading nowhere on this
+    host, or a relative file path (it depended on the folder the import ran
+    in). A relative ``model_path`` stays: vLLM reads it as a Hugging Face id."""
+    if not isinstance(recorded, str) or not recorded or not isinstance(fresh, str):
+        return False
+    if recorded.startswith("ollama:"):
+        return False
+    path = os.path.expanduser(recorded)
+    if not os.path.isabs(path):
+        return field_path != ("backend_config", "model_path")
+    return not os.path.exists(path)
 
 
 def _import_folders(
@@ -245,28 +310,56 @@ def _import_folders(
     candidates = []
     for folder in folders:
         real = os.path.realpath(folder)
+        rel = relative_to_roots(registry.cfg, os.path.abspath(folder))
         matches = [
             n
             for n, paths in recorded.items()
-            if real in paths and (backend is None or entries[n].backend == backend)
+            if (real in paths or _from_another_host(entries[n], rel))
+            and (backend is None or entries[n].backend == backend)
         ]
         chosen = entries[matches[0]].backend if matches else new_backend
-        new_name, fields = folder_fields(registry, folder, chosen, hash=hash, cache=cache)
+        new_name, fields, raw = folder_fields(registry, folder, chosen, hash=hash, cache=cache)
+        force: set[tuple[str, ...]] = set()
         if matches:
             fields.pop("display_name")
-            # Keep the spelling the entry records (a link, ~, ${paths.models}…)
-            # when it leads to the same folder.
-            recorded_path = entries[matches[0]].download_path
-            if recorded_path and os.path.realpath(os.path.expanduser(recorded_path)) == real:
-                fields["download_path"] = recorded_path
+            current = entries[matches[0]].model_dump()
+            for field_path in PATH_FIELDS:
+                before, after = _field(current, field_path), _field(fields, field_path)
+                if _needs_repair(field_path, before, after):
+                    force.add(field_path)
+                elif (
+                    isinstance(before, str)
+                    and isinstance(after, str)
+                    and os.path.realpath(os.path.expanduser(before)) == os.path.realpath(after)
+                ):
+                    # Keep the spelling the entry records (a link, ~,
+                    # ${paths.models}…) when it leads to the same place.
+                    set_field(fields, field_path, before)
+                    raw.pop(field_path, None)
         new_name = name or new_name
         if name:
             fields["display_name"] = display_name(name)
         candidates.append(
-            checked(Candidate("model folder", os.path.abspath(folder), new_name, fields, matches))
+            checked(
+                Candidate(
+                    "model folder",
+                    os.path.abspath(folder),
+                    new_name,
+                    fields,
+                    matches,
+                    raw=raw,
+                    force=force,
+                )
+            )
         )
     plan = plan_import(registry, source, candidates, refresh_patterns(registry))
     return plan, cache
+
+
+def set_field(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        data = data.setdefault(part, {})
+    data[path[-1]] = value
 
 
 def import_dirs(
@@ -279,7 +372,9 @@ def import_dirs(
 ) -> dict[str, Any]:
     """Record each model folder named (or found below a folder named)."""
     if not dirs:
-        raise ImporterError("import-dir: give at least one model folder")
+        raise ImporterError(
+            "import-dir: give one or more model folders (imageworks-loader import-dir FOLDER ...)"
+        )
     backend = backend or "vllm"
     depth = int(registry.cfg.get("importers.rediscover.depth") or 0)
     folders: list[Path] = []

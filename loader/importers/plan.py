@@ -62,8 +62,14 @@ class Candidate:
     kind: str  # "Ollama model", "model folder"
     model: str  # how the source names it: an Ollama tag, a folder
     name: str  # the name a new entry gets
-    fields: dict[str, Any]  # entry fields, without "name"
+    fields: dict[str, Any]  # entry fields, without "name" (values as they resolve)
     matches: list[str] = field(default_factory=list)  # entries that are this model
+    # Fields stored as written rather than as they resolve
+    # (``${paths.models}/…``, ``${backends.vllm.port}``).
+    raw: dict[Path_, Any] = field(default_factory=dict)
+    # Fields a re-import sets even though set (a path that no longer leads to
+    # the model on this host, or a relative one).
+    force: set[Path_] = field(default_factory=set)
 
     @property
     def label(self) -> str:
@@ -74,10 +80,12 @@ class Candidate:
 class FieldChange:
     path: Path_
     before: Any
-    after: Any
+    after: Any  # as it resolves
+    raw: Any = None  # as stored, when that differs (an interpolation)
 
     def to_json(self) -> dict[str, Any]:
-        return {"field": ".".join(self.path), "before": self.before, "after": self.after}
+        after = self.after if self.raw is None else self.raw
+        return {"field": ".".join(self.path), "before": self.before, "after": after}
 
 
 @dataclass
@@ -143,17 +151,22 @@ def _get(data: dict[str, Any], path: Path_) -> Any:
 
 
 def field_changes(
-    current: dict[str, Any], fields: dict[str, Any], refresh: FieldPatterns
+    current: dict[str, Any],
+    fields: dict[str, Any],
+    refresh: FieldPatterns,
+    raw: dict[Path_, Any] | None = None,
+    force: set[Path_] | frozenset[Path_] = frozenset(),
 ) -> list[FieldChange]:
     """What applying ``fields`` to an entry (``current``, as dumped) changes."""
+    raw = raw or {}
     changes = []
     for path, value in _leaves(fields):
         before = _get(current, path)
-        if path in refresh:
+        if path in refresh or path in force:
             if before != value:
-                changes.append(FieldChange(path, before, value))
+                changes.append(FieldChange(path, before, value, raw.get(path)))
         elif _unset(before) and not _unset(value):
-            changes.append(FieldChange(path, before, value))
+            changes.append(FieldChange(path, before, value, raw.get(path)))
     return changes
 
 
@@ -192,12 +205,20 @@ def plan_import(
             plan.new_entries[name] = fields
             plan.added.append(
                 EntryChange(
-                    name, candidate.model, [FieldChange(p, None, v) for p, v in _leaves(fields)]
+                    name,
+                    candidate.model,
+                    [FieldChange(p, None, v, candidate.raw.get(p)) for p, v in _leaves(fields)],
                 )
             )
             continue
         for name in candidate.matches:
-            changes = field_changes(entries[name].model_dump(), candidate.fields, refresh)
+            changes = field_changes(
+                entries[name].model_dump(),
+                candidate.fields,
+                refresh,
+                candidate.raw,
+                candidate.force,
+            )
             if changes:
                 plan.updated.append(EntryChange(name, candidate.model, changes))
             else:
@@ -214,8 +235,13 @@ def apply_plan(registry: Registry, plan: ImportPlan, *, dry_run: bool) -> bool:
     if not plan.changes_anything:
         return False
     entries = registry.ensure_loaded()
+    raw: dict[str, list[tuple[Path_, Any]]] = {}
     for name, fields in plan.new_entries.items():
         entries[name] = RegistryEntry.model_validate({"name": name, **fields})
+    for change in [*plan.added, *plan.updated, *plan.missing]:
+        stored = [(item.path, item.raw) for item in change.changes if item.raw is not None]
+        if stored:
+            raw[change.name] = stored
     for change in [*plan.updated, *plan.missing]:
         if not change.changes:
             continue
@@ -223,7 +249,7 @@ def apply_plan(registry: Registry, plan: ImportPlan, *, dry_run: bool) -> bool:
         for item in change.changes:
             data = set_path(data, item.path, item.after)
         entries[change.name] = RegistryEntry.model_validate(data)
-    return registry.save()
+    return registry.save(raw=raw)
 
 
 def missing_change(
