@@ -70,7 +70,6 @@ EXAMPLES: dict[str, list[str]] = {
     "list-roles": [f"{PROG} list-roles"],
     "metrics": [f"{PROG} metrics", f"{PROG} metrics --name 'qwen3_8b_(Q4_K_M)'"],
     "explain": [
-        f"{PROG} explain 'qwen3_8b_(Q4_K_M)'",
         f"{PROG} explain 'qwen3_8b_(Q4_K_M)' --field backend_config.port",
         f"{PROG} explain --config backends.vllm.port",
     ],
@@ -190,6 +189,16 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     hydra.add_argument("--info", "-i", nargs="?", const="all", help="Hydra's --info")
 
 
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=["json", "table"],
+        default="json",
+        help="json (the default, for scripts) or table (for a person: name, backend, size, "
+        "locked, last verify and probe with their age, served now)",
+    )
+
+
 def _model_name(action: argparse.Action) -> argparse.Action:
     # Completed from the registry by the scripts of `completion`.
     action.complete = {"bash": "_imageworks_loader_models", "zsh": "_imageworks_loader_models"}
@@ -229,10 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command(
         "list",
-        "List models as JSON: name, backend, locked, vision, roles, hash.",
-        "Sorted by name; hash is the first 12 hex digits of the aggregate sha256.",
+        "List models as JSON: name, backend, locked, vision, roles, hash, verify.",
+        "Sorted by name; hash is the first 12 hex digits of the aggregate sha256;\n"
+        "verify is this host's last verify: ok, violated (until a verify passes) or\n"
+        "never. --format table prints a table for a person instead.",
     )
     sub.add_argument("--role", help="only models that have this role")
+    _add_format(sub)
     _add_common(sub)
 
     sub = command(
@@ -274,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--name", dest="name_option", metavar="NAME", help="one model (the ImageWorks form)"
         )
     )
+    _add_format(sub)
     _add_common(sub)
 
     sub = command(
@@ -348,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
         "or the server fails to start (with the last lines of its log).\n"
         "See docs/orchestrator.md.",
     )
-    sub.add_argument("name", nargs="?", help="the model's logical name, or none to stop")
+    _model_name(
+        sub.add_argument("name", nargs="?", help="the model's logical name, or none to stop")
+    )
     sub.add_argument("--stop", action="store_true", help="stop the active server")
     _add_common(sub)
 
@@ -358,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
         "A state whose process has exited, or whose pid now belongs to another\n"
         "program, is cleared with a warning and reported as null.",
     )
+    _add_format(sub)
     _add_common(sub)
 
     sub = command(
@@ -372,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
         "image is unusable (the last two send and record nothing). Settings: probe.*\n"
         "(timeout_s, connect_timeout_s, retries, max_tokens, rounds).",
     )
-    sub.add_argument("name", nargs="?", help=NAME_HELP)
+    _model_name(sub.add_argument("name", nargs="?", help=NAME_HELP))
     sub.add_argument("image", nargs="?", help="an image file (default: the built-in colour probe)")
     sub.add_argument(
         "--expect", metavar="WORD", help="pass only if the answer names WORD (ignoring case)"
@@ -531,6 +547,8 @@ def run(argv: Sequence[str]) -> int:
         from .completion import print_model_names
 
         return print_model_names(argv[1:])
+    if not argv:  # no command: the help, as `git` and `ollama` do
+        return write_stdout(build_parser().format_help())
     words, overrides = split_overrides(argv)
     args = build_parser().parse_args(words)
     arguments = _operation_arguments(args)
@@ -550,7 +568,13 @@ def run(argv: Sequence[str]) -> int:
             arguments[key] = config.get(key)
     registry = Registry(config, entry_overrides=args.entry_overrides, defer_snapshot_refresh=True)
     use_registry(registry)
-    code = emit(args.command, OPERATIONS[args.command].call(registry, arguments))
+    result = OPERATIONS[args.command].call(registry, arguments)
+    if getattr(args, "format", None) == "table":
+        from .tables import render
+
+        code = write_stdout(render(args.command, result, registry))
+    else:
+        code = emit(args.command, result)
     registry.flush_snapshot()  # only after success: a refused command changes no file
     return code
 
@@ -574,16 +598,22 @@ def emit(command: str, result: Any, *, compact: bool = False) -> int:
             for line in result.message.splitlines():
                 print(f"{PROG} {command}: {line}", file=sys.stderr)
         result, code = result.data, result.exit_code
+    text = json.dumps(result, separators=(",", ":")) if compact else to_json(result)
+    write_stdout(text + "\n")
+    return code
+
+
+def write_stdout(text: str) -> int:
+    """Write ``text`` on stdout; a reader that stopped early is not an error."""
     try:
-        text = json.dumps(result, separators=(",", ":")) if compact else to_json(result)
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader stopped early (`| head`): say nothing more, here or at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    return code
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -55,9 +55,11 @@ def _group_choices(conf: Path, overrides: list[str]) -> dict[str, str]:
     return chosen
 
 
-def _override_for(key: str, overrides: list[str]) -> str | None:
+def _override_for(key: str, overrides: list[str], groups: set[str]) -> str | None:
     for text in reversed(overrides):
         name = text.partition("=")[0].lstrip("+~")
+        if name in groups:
+            continue  # `profile=ci` chooses a file; it sets no value itself
         if name == key or key.startswith(name + "."):
             return text
     return None
@@ -80,15 +82,16 @@ def explain_config_key(cfg: Config, key: str) -> dict[str, Any]:
     result: dict[str, Any] = {"key": key, "value": cfg.get(key)}
     if isinstance(raw, str) and "${" in raw:
         result["raw"] = raw
-    override = _override_for(key, cfg.overrides)
     conf = conf_dir()
+    choices = _group_choices(conf, cfg.overrides)
+    override = _override_for(key, cfg.overrides, set(choices))
     if override is not None:
         result["source"] = "override"
         result["override"] = override
     elif _at(_yaml(conf / "config.yaml"), parts) is not _MISSING:
         result["source"] = _show(conf / "config.yaml")
     else:
-        option = _group_choices(conf, cfg.overrides).get(parts[0])
+        option = choices.get(parts[0])
         path = conf / parts[0] / f"{option}.yaml"
         if option is not None and _at(_yaml(path), parts[1:]) is not _MISSING:
             result["source"] = _show(path)

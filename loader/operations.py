@@ -32,7 +32,10 @@ def short_hash(aggregate: str | None) -> str:
 
 def list_op(registry: Registry, role: str | None = None) -> list[dict[str, Any]]:
     """Every entry (or those with ``role``), sorted by name."""
+    from .hosts import host_name, last_verify
+
     entries = registry.ensure_loaded()
+    host = host_name(registry.cfg)
     rows = []
     for name in sorted(entries):
         entry = entries[name]
@@ -46,6 +49,8 @@ def list_op(registry: Registry, role: str | None = None) -> list[dict[str, Any]]
                 "vision": entry.has_capability("vision"),
                 "roles": list(entry.roles),
                 "hash": short_hash(entry.artifacts.aggregate_sha256),
+                # this host's last verify: ok, violated (until one passes) or never
+                "verify": last_verify(entry, host)["status"],
             }
         )
     return rows
@@ -79,6 +84,9 @@ def list_roles_op(registry: Registry) -> list[dict[str, Any]]:
 
 def metrics_op(registry: Registry, name: str | None = None) -> Any:
     """Hash and lock state: a summary of all entries, or one in full."""
+    from .hosts import host_name, last_verify
+
+    host = host_name(registry.cfg)
     if name:
         entry = registry.get(name)
         return {
@@ -86,6 +94,7 @@ def metrics_op(registry: Registry, name: str | None = None) -> Any:
             "aggregate_sha256": entry.artifacts.aggregate_sha256 or "",
             "locked": entry.locked(),
             "vision_probe": entry.probes.vision,  # the last probe-vision result, or null
+            "verify": {**last_verify(entry, host), "host": host},
         }
     entries = registry.ensure_loaded()
     return [
@@ -93,6 +102,7 @@ def metrics_op(registry: Registry, name: str | None = None) -> Any:
             "name": n,
             "locked": entries[n].locked(),
             "hash": short_hash(entries[n].artifacts.aggregate_sha256),
+            "verify": last_verify(entries[n], host)["status"],
         }
         for n in sorted(entries)
     ]
@@ -203,7 +213,7 @@ def import_ollama_op(
 
 def import_dir_op(
     registry: Registry,
-    dirs: Sequence[str],
+    dirs: Sequence[str] = (),
     backend: str | None = "vllm",
     name: str | None = None,
     dry_run: bool = False,
