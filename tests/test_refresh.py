@@ -159,3 +159,36 @@ def test_reports_of_a_fleet_merge_and_a_lock_seen_nowhere_fails(site, tmp_path):
     disagree = merge(tmp_path / "a.json", tmp_path / "b.json")
     assert disagree.returncode == 2
     assert "beta_(Q4_K_M): hosts disagree about the aggregate" in disagree.stderr
+
+
+def test_the_summary_names_skipped_models_and_why(site, tmp_path):
+    curated = site.curated()
+    curated += [
+        {**curated[0], "name": "elsewhere", "backend_config": {"model_path": "/nonexistent/m"}},
+        {**curated[0], "name": "gone-free", "backend_config": {"model_path": "/nonexistent/n"}},
+        {
+            **curated[0],
+            "name": "vl-not-served",
+            "backend": "vllm",
+            "capabilities": {"vision": True},
+        },
+    ]
+    site.write_curated(curated)
+    site.write_discovered([{"name": "elsewhere", "version_lock": {"locked": True}}])
+    run = cli_refresh(site)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    # (the whole report's validity with unhashed models is issue 17's test)
+    fields = SCHEMA["$defs"]["model"]["properties"]
+    for model in report["models"]:
+        jsonschema.validate(model["skipped"], fields["skipped"])
+        jsonschema.validate(model["skipped_tasks"], fields["skipped_tasks"])
+    models = {m["name"]: m for m in report["models"]}
+    assert models["elsewhere"]["skipped"].startswith("locked, files missing")
+    assert models["gone-free"]["skipped"].startswith("files missing")
+    assert models["vl-not-served"]["skipped_tasks"]["probe"].startswith("not served")
+    summary = (site.registry / ".imageworks-state" / "refresh-summary.md").read_text()
+    assert "### Skipped (3)" in summary
+    assert "- `elsewhere`: locked, files missing" in summary
+    assert "- `gone-free`: files missing" in summary
+    assert "- `vl-not-served`: probe: not served" in summary
