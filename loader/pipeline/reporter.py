@@ -166,6 +166,13 @@ class PipelineReporter(ConsoleReporter):
     def add_success(self, task: Any) -> None:
         rec = self._finish(task, "ran")
         self._relay_output(task)
+        alone = rec.values.get("failed_alone")
+        if isinstance(alone, dict):  # failed, but holds back no other task
+            rec.status = "failed"
+            rec.error = str(alone.get("error"))
+            rec.exit_code = int(alone.get("exit_code") or EXIT_USAGE)
+            self._log("error", "failed", task.name, rec.error, exit_code=rec.exit_code)
+            return
         if task.actions:
             self._log("info", "done", task.name, duration_s=round(rec.duration_s, 3))
 
