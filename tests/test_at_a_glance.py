@@ -123,3 +123,19 @@ def test_no_command_prints_the_help_and_import_dir_asks_for_folders(tmp_path, de
     assert empty.returncode == 1
     assert "give one or more model folders" in empty.stderr
     assert len(empty.stderr.strip().splitlines()) == 1
+
+
+def test_the_documented_error_lines_are_what_the_program_prints(demo_registry):
+    """docs/registry.md's unknown-command lines ("…" stands for the rest)."""
+    import re as _re
+
+    from conftest import ROOT
+
+    page = (ROOT / "docs" / "registry.md").read_text("utf-8")
+    for word in ("bogus", "lsit"):
+        [documented] = [line for line in page.splitlines() if f"unknown command '{word}'" in line]
+        printed = run_cli(word).stderr.strip()
+        pattern = ".*".join(_re.escape(part) for part in documented.split("…"))
+        assert _re.fullmatch(pattern, printed), (documented, printed)
+    # docs/api.md no longer says OrchestrationError is never raised
+    assert "nothing raises it" not in (ROOT / "docs" / "api.md").read_text("utf-8")

@@ -1,11 +1,12 @@
 """Every shell and Python example in README.md and docs/ runs, and shows what
 the program prints.
 
-Each page's fenced examples run in order in a sandbox of their own: a
-committed copy of the repository as the working folder, ``/tmp/`` and
-``/srv/`` mapped into the sandbox, ``uv run`` running in this project's
-environment. Afterwards ``git status`` in the copy must be clean: examples
-that write work on a copy of the demo registry.
+Each page's fenced examples run in order in a sandbox of their own: a fresh
+shell with only what the README's Quickstart set up (a committed copy of the
+repository as the working folder, and the uv that ``./uvw`` installed; no uv
+or virtual environment on ``PATH``), ``/tmp/`` mapped into the sandbox.
+Commands are written ``./uvw run …``. Afterwards ``git status`` in the copy
+must be clean: examples that write work on a copy of the demo registry.
 
 How to write an example (the full rules: docs/contributing.md and
 tests/doc_examples_support.py):
