@@ -28,7 +28,7 @@ from .plan import (
     plan_import,
     refresh_patterns,
 )
-from .shape import display_name, entry_name, stored_capabilities
+from .shape import display_name, entry_name, portable_port, stored_capabilities
 
 OLLAMA_DEFAULT_URL = "http://127.0.0.1:11434"
 URL_VARIABLE = "OLLAMA_HOST"
@@ -288,7 +288,9 @@ def import_ollama(
             fields["artifacts"] = artifacts
         if matches:
             fields.pop("display_name")  # each existing entry keeps its own
-        candidates.append(checked(Candidate("Ollama model", tag, name, fields, matches)))
+        # the port as config says it (backends.ollama.port moves the entry)
+        raw = {("backend_config", "port"): portable_port(registry.cfg, "ollama")}
+        candidates.append(checked(Candidate("Ollama model", tag, name, fields, matches, raw=raw)))
 
     plan = plan_import(
         registry, {"source": "ollama", "url": base}, candidates, refresh_patterns(registry)
