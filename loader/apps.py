@@ -55,6 +55,16 @@ def check_override_grammar(hydra_args: Sequence[str]) -> None:
     compose_with_hydra(plain)  # unknown keys and bad values, also in one line
 
 
+def _job_overrides() -> list[str]:
+    """The overrides Hydra composed this job with (its sweep values included)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except (ImportError, ValueError):
+        return []
+
+
 def _run_job(operation: str, cfg: Any) -> dict[str, Any]:
     """One job of an app: its result, exit code and error lines, as plain data
     (a launcher's job may run in another process or on another host)."""
@@ -71,6 +81,7 @@ def _run_job(operation: str, cfg: Any) -> dict[str, Any]:
     }
     try:
         registry = Registry(cfg, defer_snapshot_refresh=True)
+        registry.cfg.overrides = _job_overrides()  # for explain --config
         result = op.call(registry, arguments)
     except RegistryError as exc:
         return {"exit_code": exc.exit_code, "errors": [f"error: {exc}"]}

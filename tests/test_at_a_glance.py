@@ -139,3 +139,27 @@ def test_the_documented_error_lines_are_what_the_program_prints(demo_registry):
         assert _re.fullmatch(pattern, printed), (documented, printed)
     # docs/api.md no longer says OrchestrationError is never raised
     assert "nothing raises it" not in (ROOT / "docs" / "api.md").read_text("utf-8")
+
+
+def test_the_hydra_app_explains_a_config_key_with_its_override(demo_registry, tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loader.apps",
+            "explain",
+            "config_key=backends.vllm.port",
+            "backends.vllm.port=8001",
+            f"registry.dir={demo_registry}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["source"] == "override" and shown["override"] == "backends.vllm.port=8001"
