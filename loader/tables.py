@@ -90,6 +90,14 @@ def render_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)  # an argv reads as a command line
+    return str(value)
+
+
 def _names(result: Any) -> list[str]:
     if isinstance(result, dict) and "name" in result:
         return [result["name"]]
@@ -103,7 +111,7 @@ def render(command: str, result: Any, registry: Registry) -> str:
     if command == "current-model":
         if result is None:
             return "no model is served (no vLLM server runs)\n"
-        rows = [[key, "" if value is None else str(value)] for key, value in result.items()]
+        rows = [[key, _cell(value)] for key, value in result.items()]
         return render_rows(["FIELD", "VALUE"], rows)
     entries = registry.ensure_loaded()
     host = host_name(registry.cfg)
