@@ -425,6 +425,16 @@ class Registry:
 
     # --- provenance ----------------------------------------------------------
 
+    def stored(self, name: str, path: tuple[str, ...]) -> tuple[Any, Any]:
+        """The value at ``path`` as written in the curated and the discovered
+        layer (``None`` where a layer does not set it), before interpolation."""
+        sources, _ = self._ensure_composed()
+        found = []
+        for layer in (sources.curated, sources.discovered):
+            index = Sources.find(layer, name)
+            found.append(None if index is None else _value_at(layer.entries[index], path))
+        return found[0], found[1]
+
     def explain(self, name: str) -> dict[str, Any]:
         """Every resolved field of an entry with the layer it came from."""
         sources, composed = self._ensure_composed()  # provenance needs the layers

@@ -123,3 +123,32 @@ def test_host_name_comes_from_imageworks_host_first(hosts):
     a.env["IMAGEWORKS_HOST"] = "render-01"
     assert a.run("verify", AWQ).returncode == 0
     assert set(discovered(a.registry)[AWQ]["hosts"]) == {"render-01"}
+
+
+def test_a_reimport_makes_a_literal_default_port_follow_the_config(hosts):
+    a, _ = hosts
+    assert a.run("rediscover").returncode == 0
+    layer = read_json(a.registry / DISCOVERED)
+    for entry in layer:  # as an older importer (or ImageWorks) stored it
+        entry["backend_config"]["port"] = 24001
+    (a.registry / DISCOVERED).write_text(json.dumps(layer, indent=2) + "\n")
+    result = a.run("rediscover")
+    assert result.returncode == 0, result.stderr
+    changes = [c for u in json.loads(result.stdout)["updated"] for c in u["changes"]]
+    assert {"field": "backend_config.port", "before": 24001, "after": "${backends.vllm.port}"} in (
+        changes
+    )
+    assert {e["backend_config"]["port"] for e in read_json(a.registry / DISCOVERED)} == {
+        "${backends.vllm.port}"
+    }
+    # A port someone chose is theirs: a curated port is left alone.
+    curated = [{"name": AWQ, "backend_config": {"port": 24001}}]
+    (a.registry / "model_registry.curated.json").write_text(json.dumps(curated))
+    layer = read_json(a.registry / DISCOVERED)
+    for entry in layer:
+        entry["backend_config"]["port"] = 24001
+    (a.registry / DISCOVERED).write_text(json.dumps(layer, indent=2) + "\n")
+    again = json.loads(a.run("rediscover").stdout)
+    touched = {u["name"] for u in again["updated"] if any(
+        c["field"] == "backend_config.port" for c in u["changes"])}  # fmt: skip
+    assert touched == {GGUF}

@@ -170,6 +170,25 @@ def field_changes(
     return changes
 
 
+def _portable_rewrites(
+    registry: Registry, name: str, candidate: Candidate, changes: list[FieldChange]
+) -> list[FieldChange]:
+    """A value an older import stored literally (``"port": 24001``) that the
+    importer now stores as an interpolation resolving to the same value
+    (``${backends.vllm.port}``): rewritten, so the entry follows the config.
+    Only in the discovered layer, and never where the curated layer decides."""
+    changed = {c.path for c in changes}
+    rewrites = []
+    for path, raw in candidate.raw.items():
+        if path in changed or not isinstance(raw, str) or not raw.startswith("${"):
+            continue
+        curated, discovered = registry.stored(name, path)
+        value = _get(candidate.fields, path)
+        if curated is None and discovered is not None and discovered == value:
+            rewrites.append(FieldChange(path, discovered, value, raw))
+    return rewrites
+
+
 def describe(entry: RegistryEntry) -> str:
     """Which model an entry is, for messages."""
     what = entry.served_id or entry.backend_config.model_path or entry.download_path
@@ -219,6 +238,7 @@ def plan_import(
                 candidate.raw,
                 candidate.force,
             )
+            changes += _portable_rewrites(registry, name, candidate, changes)
             if changes:
                 plan.updated.append(EntryChange(name, candidate.model, changes))
             else:
