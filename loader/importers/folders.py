@@ -21,6 +21,7 @@ from ..hashing import HashCache
 from ..registry import Registry
 from ..schema import RegistryEntry
 from ..service import backend_default_port
+from .identity import PATH_FIELDS, from_another_host, get_field, needs_repair, set_field
 from .plan import (
     Candidate,
     EntryChange,
@@ -166,14 +167,6 @@ def folder_stem(folder: Path) -> str:
     return stem
 
 
-# The fields holding a local path: stored portably, repaired on a re-import.
-PATH_FIELDS: tuple[tuple[str, ...], ...] = (
-    ("backend_config", "model_path"),
-    ("download_path",),
-    ("chat_template", "path"),
-)
-
-
 def folder_fields(
     registry: Registry, folder: Path, backend: str, *, hash: bool, cache: HashCache
 ) -> tuple[str, dict[str, Any], dict[tuple[str, ...], Any]]:
@@ -236,18 +229,10 @@ def folder_fields(
         ("backend_config", "port"): portable_port(registry.cfg, backend)
     }
     for field_path in PATH_FIELDS:
-        value = _field(fields, field_path)
+        value = get_field(fields, field_path)
         if isinstance(value, str):
             raw[field_path] = portable_path(registry.cfg, value)
     return name, fields, raw
-
-
-def _field(data: dict[str, Any], path: tuple[str, ...]) -> Any:
-    for part in path:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(part)
-    return data
 
 
 def _local_folders(entry: RegistryEntry) -> set[str]:
@@ -257,39 +242,6 @@ def _local_folders(entry: RegistryEntry) -> set[str]:
         if value and not value.startswith("ollama:") and os.path.isabs(os.path.expanduser(value)):
             found.add(os.path.realpath(os.path.expanduser(value)))
     return found
-
-
-def _from_another_host(entry: RegistryEntry, rel: str | None) -> bool:
-    """An entry recording this model's folder as another host saw it: an
-    absolute path, not present here, ending in the same path below the model
-    root (the model's identity across hosts)."""
-    if not rel:
-        return False
-    for value in (entry.backend_config.model_path, entry.download_path):
-        if not value or value.startswith("ollama:"):
-            continue
-        path = os.path.expanduser(value)
-        if (
-            os.path.isabs(path)
-            and not os.path.exists(path)
-            and path.rstrip(os.sep).endswith(os.sep + rel)
-        ):
-            return True
-    return False
-
-
-def _needs_repair(field_path: tuple[str, ...], recorded: Any, fresh: Any) -> bool:
-    """A recorded path that a re-import replaces: one leading nowhere on this
-    host, or a relative file path (it depended on the folder the import ran
-    in). A relative ``model_path`` stays: vLLM reads it as a Hugging Face id."""
-    if not isinstance(recorded, str) or not recorded or not isinstance(fresh, str):
-        return False
-    if recorded.startswith("ollama:"):
-        return False
-    path = os.path.expanduser(recorded)
-    if not os.path.isabs(path):
-        return field_path != ("backend_config", "model_path")
-    return not os.path.exists(path)
 
 
 def _import_folders(
@@ -314,7 +266,7 @@ def _import_folders(
         matches = [
             n
             for n, paths in recorded.items()
-            if (real in paths or _from_another_host(entries[n], rel))
+            if (real in paths or from_another_host(entries[n], rel))
             and (backend is None or entries[n].backend == backend)
         ]
         chosen = entries[matches[0]].backend if matches else new_backend
@@ -324,8 +276,8 @@ def _import_folders(
             fields.pop("display_name")
             current = entries[matches[0]].model_dump()
             for field_path in PATH_FIELDS:
-                before, after = _field(current, field_path), _field(fields, field_path)
-                if _needs_repair(field_path, before, after):
+                before, after = get_field(current, field_path), get_field(fields, field_path)
+                if needs_repair(field_path, before, after):
                     force.add(field_path)
                 elif (
                     isinstance(before, str)
@@ -354,12 +306,6 @@ def _import_folders(
         )
     plan = plan_import(registry, source, candidates, refresh_patterns(registry))
     return plan, cache
-
-
-def set_field(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for part in path[:-1]:
-        data = data.setdefault(part, {})
-    data[path[-1]] = value
 
 
 def import_dirs(
