@@ -189,7 +189,7 @@ def verify_model(
             },
         )
         if save:
-            registry.save()
+            _save_verdict(registry, entry.name)
         shown = ", ".join(changed[:10]) + (
             f" and {len(changed) - 10} more" if len(changed) > 10 else ""
         )
@@ -230,6 +230,19 @@ def verify_model(
         cache_hits=stats.cache_hits,
         warning=_legacy_warning(entry.name) if legacy else None,
     )
+
+
+def _save_verdict(registry: Registry, name: str) -> None:
+    """Save a violation's record; a registry that cannot be written must not
+    hide the violation (exit 2) behind a write error (exit 1)."""
+    import sys
+
+    from .errors import RegistryWriteError
+
+    try:
+        registry.save()
+    except RegistryWriteError as exc:
+        print(f"warning: model {name!r}: the violation is not recorded: {exc}", file=sys.stderr)
 
 
 def _hash_entry(

@@ -163,3 +163,20 @@ def test_the_hydra_app_explains_a_config_key_with_its_override(demo_registry, tm
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     assert shown["source"] == "override" and shown["override"] == "backends.vllm.port=8001"
+
+
+def test_a_violation_that_cannot_be_recorded_still_exits_2(tmp_path):
+    from test_locks import DISCOVERED
+
+    model = make_model(tmp_path / "model")
+    reg = make_registry(tmp_path / "reg", [vllm_entry("m_(A)", model)])
+    assert cli(reg, "lock", "m_(A)", "--set-expected").returncode == 0
+    tamper_one_byte(model / SHARD)
+    # the discovered layer as a symlink: every write to it is refused
+    real = tmp_path / "elsewhere.json"
+    (reg / DISCOVERED).rename(real)
+    (reg / DISCOVERED).symlink_to(real)
+    result = cli(reg, "verify", "m_(A)")
+    assert result.returncode == 2, result.stderr
+    assert "version lock violated" in result.stderr
+    assert "the violation is not recorded" in result.stderr
