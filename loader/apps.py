@@ -129,6 +129,17 @@ def arrange_hydra_args(hydra_args: Sequence[str]) -> list[str]:
     return flags + overrides
 
 
+def _job_overrides() -> tuple[str, ...] | None:
+    """The overrides Hydra composed this job with (its sweep values included);
+    None when Hydra cannot say."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return tuple(HydraConfig.get().overrides.task)
+    except (ImportError, ValueError):
+        return None
+
+
 def _run_job(operation: str, cfg: Any, reference: Any = None) -> dict[str, Any]:
     """One job of an app: its result, exit code and error lines, as plain data
     (a launcher's job may run in another process or on another host).
@@ -146,6 +157,7 @@ def _run_job(operation: str, cfg: Any, reference: Any = None) -> dict[str, Any]:
     }
     try:
         registry = Registry(cfg, defer_snapshot_refresh=True, reference_cfg=reference)
+        registry.cfg.overrides = _job_overrides()  # for explain --config
         result = op.call(registry, arguments)
     except RegistryError as exc:
         return {"exit_code": exc.exit_code, "errors": [f"error: {exc}"]}

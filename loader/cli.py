@@ -70,7 +70,10 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "list-roles": [f"{PROG} list-roles"],
     "metrics": [f"{PROG} metrics", f"{PROG} metrics --name 'qwen3_8b_(Q4_K_M)'"],
-    "explain": [f"{PROG} explain 'qwen3_8b_(Q4_K_M)'"],
+    "explain": [
+        f"{PROG} explain 'qwen3_8b_(Q4_K_M)' --field backend_config.port",
+        f"{PROG} explain --config backends.vllm.port",
+    ],
     "verify": [f"{PROG} verify 'florence-2-large_(FP16)'", f"{PROG} verify --all profile=ci"],
     "lock": [f"{PROG} lock 'florence-2-large_(FP16)' --set-expected"],
     "unlock": [f"{PROG} unlock 'florence-2-large_(FP16)'"],
@@ -128,6 +131,7 @@ _VALUE_OPTIONS = {
 }
 _VALUE_OPTIONS |= {"--url", "--backend"}  # the importers'
 _VALUE_OPTIONS |= {"--layer", "--ttft-ms", "--tokens", "--duration-ms"}
+_VALUE_OPTIONS |= {"--field", "--config", "--format"}
 _HYDRA_FLAGS = {"--cfg", "-c", "--resolve", "--package", "-p", "-m", "--multirun", "--info", "-i"}
 COMPLETE_NAMES = "__complete-names"  # what the completion scripts run to list model names
 
@@ -204,6 +208,16 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     hydra.add_argument("--info", "-i", nargs="?", const="all", help="Hydra's --info")
 
 
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=["json", "table"],
+        default="json",
+        help="json (the default, for scripts) or table (for a person: name, backend, size, "
+        "locked, last verify and probe with their age, served now)",
+    )
+
+
 def _model_name(action: argparse.Action) -> argparse.Action:
     # Completed from the registry by the scripts of `completion`.
     action.complete = {"bash": "_imageworks_loader_models", "zsh": "_imageworks_loader_models"}
@@ -260,10 +274,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     sub = command(
         "list",
-        "List models as JSON: name, backend, locked, vision, roles, hash.",
-        "Sorted by name; hash is the first 12 hex digits of the aggregate sha256.",
+        "List models as JSON: name, backend, locked, vision, roles, hash, verify.",
+        "Sorted by name; hash is the first 12 hex digits of the aggregate sha256;\n"
+        "verify is this host's last verify: ok, violated (until a verify passes) or\n"
+        "never. --format table prints a table for a person instead.",
     )
     sub.add_argument("--role", help="only models that have this role")
+    _add_format(sub)
     _add_common(sub)
 
     sub = command(
@@ -306,15 +323,23 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "--name", dest="name_option", metavar="NAME", help="one model (the ImageWorks form)"
         )
     )
+    _add_format(sub)
     _add_common(sub)
 
     sub = command(
         "explain",
         "Show every resolved field of a model and the layer it came from.",
         "Sources: curated, discovered, default (schema), override (--set); "
-        "interpolated values also show their raw ${...} text.",
+        "interpolated values also show their raw ${...} text.\n"
+        "--field FIELD shows one field (or the fields beneath it, e.g. backend_config).\n"
+        "--config KEY (no NAME) shows a config key's value and which file under conf/,\n"
+        "command-line override or environment variable set it.",
     )
     _model_name(sub.add_argument("name", nargs="?", help=NAME_HELP))
+    sub.add_argument("--field", help="one field, dotted (backend_config.port)")
+    sub.add_argument(
+        "--config", dest="config_key", metavar="KEY", help="a config key (backends.vllm.port)"
+    )
     _add_common(sub)
 
     sub = command(
@@ -373,7 +398,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "or the server fails to start (with the last lines of its log).\n"
         "See docs/orchestrator.md.",
     )
-    sub.add_argument("name", nargs="?", help="the model's logical name, or none to stop")
+    _model_name(
+        sub.add_argument("name", nargs="?", help="the model's logical name, or none to stop")
+    )
     sub.add_argument("--stop", action="store_true", help="stop the active server")
     _add_common(sub)
 
@@ -383,6 +410,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "A state whose process has exited, or whose pid now belongs to another\n"
         "program, is cleared with a warning and reported as null.",
     )
+    _add_format(sub)
     _add_common(sub)
 
     sub = command(
@@ -397,7 +425,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "image is unusable (the last two send and record nothing). Settings: probe.*\n"
         "(timeout_s, connect_timeout_s, retries, max_tokens, rounds).",
     )
-    sub.add_argument("name", nargs="?", help=NAME_HELP)
+    _model_name(sub.add_argument("name", nargs="?", help=NAME_HELP))
     sub.add_argument("image", nargs="?", help="an image file (default: the built-in colour probe)")
     sub.add_argument(
         "--expect", metavar="WORD", help="pass only if the answer names WORD (ignoring case)"
@@ -651,6 +679,8 @@ def _operation_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "ttft_ms",
         "tokens",
         "duration_ms",
+        "field",
+        "config_key",
     ):
         if getattr(args, key, None) is not None:
             arguments[key] = getattr(args, key)
@@ -708,6 +738,8 @@ def run(argv: Sequence[str]) -> int:
         from .completion import print_model_names
 
         return print_model_names(argv[1:])
+    if not argv:  # no command: the help, as `git` and `ollama` do
+        return write_stdout(build_parser().format_help())
     words, overrides = split_overrides(argv)
     command = words[0] if words and not words[0].startswith("-") else None
     args = build_parser(only=command).parse_args(words)
@@ -728,7 +760,13 @@ def run(argv: Sequence[str]) -> int:
             arguments[key] = config.get(key)
     registry = Registry(config, entry_overrides=args.entry_overrides, defer_snapshot_refresh=True)
     use_registry(registry)
-    code = emit(args.command, OPERATIONS[args.command].call(registry, arguments))
+    result = OPERATIONS[args.command].call(registry, arguments)
+    if getattr(args, "format", None) == "table":
+        from .tables import render
+
+        code = write_stdout(render(args.command, result, registry))
+    else:
+        code = emit(args.command, result)
     registry.flush_snapshot()  # only after success: a refused command changes no file
     return code
 
@@ -780,6 +818,11 @@ def emit(command: str, result: Any, *, compact: bool = False) -> int:
     return _write([to_json(result), "\n"], code)
 
 
+def write_stdout(text: str) -> int:
+    """Write ``text`` on stdout; a reader that stopped early is not an error."""
+    return _write([text], EXIT_OK)
+
+
 def _write(pieces: Iterable[str], code: int) -> int:
     try:
         for piece in pieces:
@@ -790,7 +833,7 @@ def _write(pieces: Iterable[str], code: int) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    return code
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

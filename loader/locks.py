@@ -24,6 +24,7 @@ from typing import Any
 from .errors import ArtifactNameError, RegistryError, VersionLockViolation
 from .hashing import ArtifactSet, HashCache, HashStats, aggregate_sha256, changed_files, hash_files
 from .hashing import resolve_artifact_set as _resolve
+from .hosts import host_name, record
 from .registry import Registry, default_registry
 from .schema import ArtifactFile, RegistryEntry
 
@@ -184,7 +185,24 @@ def verify_model(
         and expected == legacy_subset_sha256(_with_root_subset(artifact_set, files, registry))
     )
     violated = bool(lock.locked and expected and expected != aggregate and not legacy)
+    host = host_name(registry.cfg)
     if violated and enforce_lock:
+        # Recorded for this host, so list/metrics show the violation until a
+        # later verify passes; the last good artifacts and the lock stay.
+        record(
+            entry,
+            host,
+            "verify",
+            {
+                "status": "violated",
+                "at": _now(),
+                "aggregate_sha256": aggregate,
+                "expected_aggregate_sha256": expected,
+                "changed_files": changed[:50],
+            },
+        )
+        if save:
+            _save_verdict(registry, entry.name)
         shown = ", ".join(changed[:10]) + (
             f" and {len(changed) - 10} more" if len(changed) > 10 else ""
         )
@@ -204,6 +222,12 @@ def verify_model(
     status = "violated" if violated else ("ok" if lock.locked else "unlocked")
     if legacy:
         status = "legacy-lock"
+    record(
+        entry,
+        host,
+        "verify",
+        {"status": status, "at": lock.last_verified, "aggregate_sha256": aggregate},
+    )
     if save:
         registry.save()
     return VerifyResult(
@@ -242,6 +266,19 @@ def _with_root_subset(
         return files + hash_artifacts(registry, subset, cache=None, progress=False)
     except RegistryError:
         return files  # unreadable, or a link leaving the root: not part of the subset
+
+
+def _save_verdict(registry: Registry, name: str) -> None:
+    """Save a violation's record; a registry that cannot be written must not
+    hide the violation (exit 2) behind a write error (exit 1)."""
+    import sys
+
+    from .errors import RegistryWriteError
+
+    try:
+        registry.save()
+    except RegistryWriteError as exc:
+        print(f"warning: model {name!r}: the violation is not recorded: {exc}", file=sys.stderr)
 
 
 def _hash_entry(
@@ -300,8 +337,20 @@ def lock_model(
     ``ArtifactError`` and pin nothing."""
     hashed: dict[str, int] = {}
     if set_expected:
+        registry = registry or default_registry()
         result = verify_model(entry, enforce_lock=False, save=False, registry=registry)
         entry.version_lock.expected_aggregate_sha256 = result.aggregate_sha256
+        # The files as they are now are the lock: this host's verdict is ok.
+        record(
+            entry,
+            host_name(registry.cfg),
+            "verify",
+            {
+                "status": "ok",
+                "at": result.last_verified,
+                "aggregate_sha256": result.aggregate_sha256,
+            },
+        )
         hashed = {"files_read": result.files_read, "cache_hits": result.cache_hits}
     entry.version_lock.locked = True
     return {**_lock_state(entry), **hashed}

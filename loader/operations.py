@@ -44,10 +44,13 @@ def short_hash(aggregate: str | None) -> str:
 
 def list_op(registry: Registry, role: str | None = None) -> list[dict[str, Any]]:
     """Every entry (or those with ``role``), sorted by name."""
+    from .hosts import host_name, last_verify
+
+    host = host_name(registry.cfg)
     plain = registry.confirmed_snapshot()
     if plain is not None:  # the common case: plain data, no validation needed
         by_name = {data["name"]: data for data in plain}
-        rows = (_plain_list_row(by_name[name]) for name in sorted(by_name))
+        rows = (_plain_list_row(by_name[name], host) for name in sorted(by_name))
         return [row for row in rows if not role or role in row["roles"]]
     entries = registry.ensure_loaded()
     rows = []
@@ -63,6 +66,8 @@ def list_op(registry: Registry, role: str | None = None) -> list[dict[str, Any]]
                 "vision": entry.has_capability("vision"),
                 "roles": list(entry.roles),
                 "hash": short_hash(entry.artifacts.aggregate_sha256),
+                # this host's last verify: ok, violated (until one passes) or never
+                "verify": last_verify(entry, host)["status"],
             }
         )
     return rows
@@ -95,7 +100,9 @@ def _plain_hash(data: dict[str, Any]) -> str:
     return short_hash(_part(data, "artifacts").get("aggregate_sha256"))
 
 
-def _plain_list_row(data: dict[str, Any]) -> dict[str, Any]:
+def _plain_list_row(data: dict[str, Any], host: str) -> dict[str, Any]:
+    from .hosts import last_verify_plain
+
     return {
         "name": data["name"],
         "backend": data.get("backend", "vllm"),
@@ -103,6 +110,7 @@ def _plain_list_row(data: dict[str, Any]) -> dict[str, Any]:
         "vision": capability_of(data.get("capabilities"), "vision"),
         "roles": list(data.get("roles") or []),
         "hash": _plain_hash(data),
+        "verify": last_verify_plain(data, host)["status"],
     }
 
 
@@ -136,6 +144,9 @@ def list_roles_op(registry: Registry) -> list[dict[str, Any]]:
 
 def metrics_op(registry: Registry, name: str | None = None) -> Any:
     """Hash and lock state: a summary of all entries, or one in full."""
+    from .hosts import host_name, last_verify, last_verify_plain
+
+    host = host_name(registry.cfg)
     if name:
         entry = registry.get(name)
         return {
@@ -144,12 +155,18 @@ def metrics_op(registry: Registry, name: str | None = None) -> Any:
             "locked": entry.locked(),
             "vision_probe": entry.probes.vision,  # the last probe-vision result, or null
             "performance": entry.performance.model_dump(),  # the rolling summary
+            "verify": {**last_verify(entry, host), "host": host},
         }
     plain = registry.confirmed_snapshot()
     if plain is not None:
         by_name = {data["name"]: data for data in plain}
         return [
-            {"name": n, "locked": _plain_locked(by_name[n]), "hash": _plain_hash(by_name[n])}
+            {
+                "name": n,
+                "locked": _plain_locked(by_name[n]),
+                "hash": _plain_hash(by_name[n]),
+                "verify": last_verify_plain(by_name[n], host)["status"],
+            }
             for n in sorted(by_name)
         ]
     entries = registry.ensure_loaded()
@@ -158,14 +175,49 @@ def metrics_op(registry: Registry, name: str | None = None) -> Any:
             "name": n,
             "locked": entries[n].locked(),
             "hash": short_hash(entries[n].artifacts.aggregate_sha256),
+            "verify": last_verify(entries[n], host)["status"],
         }
         for n in sorted(entries)
     ]
 
 
-def explain_op(registry: Registry, name: str) -> dict[str, Any]:
-    """Every resolved field of ``name`` with the layer it came from."""
-    return registry.explain(name)
+def explain_op(
+    registry: Registry,
+    name: str | None = None,
+    field: str | None = None,
+    config_key: str | None = None,
+) -> dict[str, Any]:
+    """Every resolved field of ``name`` with the layer it came from (or one
+    ``field``; or, with ``config_key``, which config file or override set it)."""
+    if config_key:
+        if name or field:
+            raise OverrideError("explain: give a model NAME (and --field) or --config KEY")
+        from .config_origin import explain_config_key
+
+        return explain_config_key(registry.cfg, config_key)
+    if not name:
+        raise OverrideError("explain: give a model NAME, or --config KEY")
+    explained = registry.explain(name)
+    if not field:
+        return explained
+    return explain_field(explained, field)
+
+
+def explain_field(explained: dict[str, Any], field: str) -> dict[str, Any]:
+    """One field of an ``explain`` result: its row, or the rows beneath it."""
+    rows = explained["fields"]
+    for row in rows:
+        if row["field"] == field:
+            return {"name": explained["name"], **row}
+    below = [row for row in rows if row["field"].startswith(field + ".")]
+    if below:
+        return {"name": explained["name"], "field": field, "fields": below}
+    import difflib
+
+    names = [row["field"] for row in rows]
+    close = difflib.get_close_matches(field, names, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise OverrideError(f"explain: model {explained['name']!r} has no field {field!r}{hint}")
 
 
 def snapshot_op(registry: Registry) -> Any:
@@ -245,7 +297,7 @@ def import_ollama_op(registry: Registry, url: str | None = None, dry_run: bool =
 
 def import_dir_op(
     registry: Registry,
-    dirs: Sequence[str],
+    dirs: Sequence[str] = (),
     backend: str | None = "vllm",
     name: str | None = None,
     dry_run: bool = False,
@@ -457,16 +509,14 @@ OPERATIONS: dict[str, Operation] = {
         Operation("select", select_op, ("name", "require", "role")),
         Operation("list-roles", list_roles_op),
         Operation("metrics", metrics_op, ("name",)),
-        Operation("explain", explain_op, ("name",), ("name",)),
+        Operation("explain", explain_op, ("name", "field", "config_key")),
         Operation("snapshot", snapshot_op),
         Operation("migrate", migrate_op, ("dry_run",)),
         Operation("verify", verify_op, ("name", "all", "rehash")),
         Operation("lock", lock_op, ("name", "set_expected"), ("name",)),
         Operation("unlock", unlock_op, ("name",), ("name",)),
         Operation("import-ollama", import_ollama_op, ("url", "dry_run")),
-        Operation(
-            "import-dir", import_dir_op, ("dirs", "backend", "name", "dry_run", "hash"), ("dirs",)
-        ),
+        Operation("import-dir", import_dir_op, ("dirs", "backend", "name", "dry_run", "hash")),
         Operation("rediscover", rediscover_op, ("dry_run",)),
         Operation("refresh", refresh_op, ("jobs",)),
         Operation("activate-model", activate_model_op, ("name", "stop")),

@@ -371,6 +371,15 @@ def run_vision_probe(
         aggregate_sha256=aggregate,
         config_sha256=config_sha256(registry.cfg),
     )
-    registry.get(name).probes.vision = literal(result.to_json())
+    from .hosts import host_name, record
+
+    entry = registry.get(name)
+    entry.probes.vision = literal(result.to_json())
+    record(
+        entry,
+        host_name(registry.cfg),
+        "probe",
+        {"vision_ok": result.vision_ok, "at": timestamp, "endpoint": chosen.endpoint_url},
+    )
     registry.save()
     return result

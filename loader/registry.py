@@ -12,7 +12,7 @@ import contextlib
 import gc
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +136,9 @@ class Registry:
         self._stamp: tuple[Stat | None, Stat | None] | None = None
         self._files_for: tuple[Config, LayerFiles] | None = None
         self._batch: SaveBatch | None = None
+        # Values to store as written (an importer's ``${paths.models}/…``), kept
+        # until the save that writes them (a batch may defer it).
+        self._pending_raw: dict[str, list[tuple[tuple[str, ...], Any]]] = {}
         # One stat cache for a run that hashes many models (the pipeline sets
         # it and saves it with each batch); None: each hash loads and saves it.
         self._shared_hash_cache: Any = None
@@ -470,15 +473,19 @@ class Registry:
         _, entries = self._compose(sources, with_overrides=False)
         return entries
 
-    def save(self) -> bool:
+    def save(self, raw: Mapping[str, Sequence[tuple[tuple[str, ...], Any]]] | None = None) -> bool:
         """Persist what this process changed into the discovered layer
         (under a ``SaveBatch``, when the batch is due: see ``defer_saves``).
 
         Re-reads the layers under the lock and applies only the fields that
         differ from what this process loaded, so concurrent writers of other
         entries or fields lose nothing. Never writes the curated layer.
-        Returns True when a layer file changed.
+        ``raw`` gives values to store as written, after the changes (an
+        importer's ``${paths.models}/…`` where the entry holds the resolved
+        path). Returns True when a layer file changed.
         """
+        for name, fields in (raw or {}).items():
+            self._pending_raw.setdefault(name, []).extend(fields)
         batch = self._batch
         if batch is not None and batch.active():
             return self.flush_saves() if batch.note() else False
@@ -493,6 +500,9 @@ class Registry:
             self.entries,
             [n for n, fields in changes.items() if any(p[0] == "download_path" for p, _ in fields)],
         )
+        pending_raw, self._pending_raw = self._pending_raw, {}
+        for name, fields in pending_raw.items():
+            changes.setdefault(name, []).extend(fields)
         files = self.files
         with registry_lock(files.folder):
             fresh = _sources(files, *self._read_layers(files))
@@ -587,6 +597,16 @@ class Registry:
                 )
 
     # --- provenance ----------------------------------------------------------
+
+    def stored(self, name: str, path: tuple[str, ...]) -> tuple[Any, Any]:
+        """The value at ``path`` as written in the curated and the discovered
+        layer (``None`` where a layer does not set it), before interpolation."""
+        sources, _ = self._ensure_composed()
+        found = []
+        for layer in (sources.curated, sources.discovered):
+            index = Sources.find(layer, name)
+            found.append(None if index is None else _value_at(layer.entries[index], path))
+        return found[0], found[1]
 
     def explain(self, name: str) -> dict[str, Any]:
         """Every resolved field of an entry with the layer it came from."""

@@ -370,6 +370,7 @@ def snapshot_inputs(graph: Graph) -> dict[str, Any]:
     env = sorted(set(_ENV_REF.findall(text)))
     registry = dict(graph.config.get("registry") or {})
     registry.pop("refresh_snapshot_on_load", None)
+    registry.pop("host", None)  # whose records these are; not what the snapshot holds
     return {
         "registry": registry,
         "config": {key: _jsonable(graph.config.get(key)) for key in keys},

@@ -19,12 +19,16 @@ The conventions (also in docs/contributing.md and test_doc_examples.py):
 - Other fences (``text``, ``json``, ``yaml`` ...) are not examples; a
   ``text`` fence must not hold a ``$ `` transcript (use ``console``).
 
-The sandbox: the tracked files of the repository, copied and committed in a
-temporary folder, are the working folder (so ``configs`` is a copy of the
-demo registry and ``git status`` there must stay clean); ``uv run`` runs the
-command in this project's environment; paths under ``/tmp/`` and ``/srv/``
-mean folders inside the sandbox (``/srv/configs`` is another copy of the
-demo registry); shell ``export``/``cd`` carry over to later blocks.
+The sandbox is a fresh shell with only what the README's Quickstart set up:
+the tracked files of the repository, copied and committed in a temporary
+folder, are the working folder (so ``configs`` is a copy of the demo registry
+and ``git status`` there must stay clean), and ``./uvw`` finds the uv it
+installed in ``.tools/uv`` (git-ignored). That uv is a stand-in whose ``uv run
+CMD`` runs CMD in this project's environment, as uv does. Nothing else: no uv
+and no virtual environment on ``PATH``, so a page that writes ``uv run …`` or
+a bare ``imageworks-loader`` fails as it would for a reader who followed the
+Quickstart. Paths under ``/tmp/`` mean a folder inside the sandbox; shell
+``export``/``cd`` carry over to later blocks.
 """
 
 from __future__ import annotations
@@ -215,17 +219,16 @@ class Sandbox:
     def __post_init__(self) -> None:
         self.repo = checkout(self.base / "repo")
         (self.base / "tmp").mkdir()
-        shutil.copytree(self.repo / "configs", self.base / "srv" / "configs")
+        install_uv_stand_in(self.repo / ".tools" / "uv" / "bin" / "uv")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTEST"))}
         env.pop("IMAGEWORKS_REGISTRY_DIR", None)
-        env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
+        env["PATH"] = fresh_path(env.get("PATH", ""))
         env["TMPDIR"] = str(self.base / "tmp")
         self.env, self.cwd = env, self.repo
 
     def localise(self, text: str) -> str:
-        """Doc paths to sandbox paths; ``uv run X`` runs X in this environment."""
-        text = re.sub(r"(?<![\w/.])/(tmp|srv)/", lambda m: f"{self.base}/{m.group(1)}/", text)
-        return re.sub(r"\buv run (?!--)", "", text)
+        """Doc paths under ``/tmp/`` to the sandbox's own."""
+        return re.sub(r"(?<![\w/.])/tmp/", lambda m: f"{self.base}/tmp/", text)
 
     def shell(self, script: str) -> subprocess.CompletedProcess:
         """Run a bash script with the carried state; carry its exports and cd on."""
@@ -266,6 +269,45 @@ class Sandbox:
         if self.python is not None:
             self.python.stdin.close()
             self.python.wait(timeout=60)
+
+
+# What ``./uvw`` installed into .tools/uv in the Quickstart, standing in for
+# uv: ``uv run [OPTIONS] CMD ...`` runs CMD with this project's environment
+# first on PATH (its packages are installed already); ``uv sync`` has nothing to do.
+_UV_STAND_IN = """#!/bin/sh
+case "$1" in
+  sync) exit 0 ;;
+  run) shift ;;
+  *) echo "uv stand-in (doc examples): only 'uv run' and 'uv sync'" >&2; exit 2 ;;
+esac
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --extra|--with|--group|--project|--python|--directory) shift 2 ;;
+    --*) shift ;;
+    *) break ;;
+  esac
+done
+PATH="{venv}:$PATH" exec "$@"
+"""
+
+
+def install_uv_stand_in(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_UV_STAND_IN.replace("{venv}", str(VENV_BIN)))
+    path.chmod(0o755)
+
+
+def fresh_path(path: str) -> str:
+    """``PATH`` as a new shell has it: without this project's environment and
+    without any uv (the Quickstart's ``./uvw`` brings its own)."""
+    kept = []
+    for folder in path.split(os.pathsep):
+        if not folder or Path(folder).resolve() == VENV_BIN.resolve():
+            continue
+        if (Path(folder) / "uv").exists() or (Path(folder) / "imageworks-loader").exists():
+            continue
+        kept.append(folder)
+    return os.pathsep.join(kept)
 
 
 def run_block(box: Sandbox, block: Block) -> list[str]:

@@ -24,7 +24,7 @@ from conftest import (
 )
 
 CANONICAL_CAPABILITIES = ["text", "vision", "audio", "embedding", "tools", "thinking", "reasoning"]
-LIST_KEYS = {"name", "backend", "locked", "vision", "roles", "hash"}
+LIST_KEYS = {"name", "backend", "locked", "vision", "roles", "hash", "verify"}
 SELECT_KEYS = {"logical_name", "endpoint", "backend", "internal_model_id", "capabilities"}
 ISSUE_COMMANDS = ["list", "select", "metrics", "explain"]
 SOURCES = {"curated", "discovered", "default", "override"}
@@ -268,14 +268,17 @@ def test_metrics_without_a_name_lists_name_locked_and_short_hash(real_registry):
     assert len(rows) == 16
     assert [row["name"] for row in rows] == sorted(aggregates)
     for row in rows:
-        assert set(row) == {"name", "locked", "hash"}
+        assert set(row) == {"name", "locked", "hash", "verify"}
         assert row["hash"] == aggregates[row["name"]][:12]
+        assert row["verify"] in ("ok", "violated", "never")
         assert row["locked"] is False
 
 
 def test_metrics_with_a_name_gives_the_full_aggregate(real_registry):
     name = "florence-2-large_(FP16)"
     metrics = succeeded(run_cli("metrics", name, on(real_registry)))
+    verify = metrics.pop("verify")  # this host's last verify (issue 19)
+    assert verify["status"] in ("ok", "never") and verify["host"]
     assert metrics == {
         "name": name,
         "aggregate_sha256": discovered_aggregates(REAL_REGISTRY)[name],

@@ -121,3 +121,53 @@ def test_model_names_follow_an_edit_of_a_layer(demo_registry):
     curated.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
     again = run_cli("__complete-names", "bash", "new", env=env)
     assert again.stdout.splitlines() == ["'new-model_(Q8_0)'"]
+
+
+def test_model_names_complete_for_probe_vision_and_activate_model(tmp_path, demo_registry):
+    for command in ("probe-vision", "activate-model"):
+        assert bash_complete(tmp_path, demo_registry, command, "qwen2") == [
+            "'qwen2.5-vl-7b-instruct_(AWQ)'"
+        ]
+
+
+# The README's shell function: `imageworks-loader` runs `uvw run` of a checkout
+# from any folder, and the completion script completes it (names included).
+FUNCTION_DRIVER = """
+checkout="$1"; script="$2"; shift 2
+imageworks-loader() { "$checkout/uvw" run --project "$checkout" imageworks-loader "$@"; }
+source "$script"
+cd /
+COMP_WORDS=("$@"); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); COMPREPLY=()
+_shtab_imageworks_loader
+printf '%s\\n' "${COMPREPLY[@]}"
+"""
+
+
+def test_the_readme_function_runs_uvw_from_anywhere_and_completes(tmp_path, demo_registry):
+    from conftest import ROOT
+    from doc_examples_support import fresh_path, install_uv_stand_in
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    assert 'imageworks-loader() { "$IMAGEWORKS_LOADER_HOME/uvw" run --project' in readme
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    shutil.copy2(ROOT / "uvw", checkout / "uvw")
+    install_uv_stand_in(checkout / ".tools" / "uv" / "bin" / "uv")  # what ./uvw installs
+    completion = tmp_path / "imageworks-loader.bash"
+    completion.write_text(script("bash"))
+    env = {**os.environ, "PATH": fresh_path(os.environ["PATH"])}
+    env["IMAGEWORKS_REGISTRY_DIR"] = str(demo_registry)
+    for words, expected in [
+        (["imageworks-loader", "probe-vision", "qwen3"], ["'qwen3_8b_(Q4_K_M)'"]),
+        (["imageworks-loader", "activate-model", "flo"], ["'florence-2-large_(FP16)'"]),
+        (["imageworks-loader", "lis"], ["list", "list-roles"]),
+    ]:
+        proc = subprocess.run(
+            ["bash", "-c", FUNCTION_DRIVER, "driver", str(checkout), str(completion), *words],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert [line for line in proc.stdout.splitlines() if line] == expected, proc.stderr

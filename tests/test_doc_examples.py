@@ -1,11 +1,12 @@
 """Every shell and Python example in README.md and docs/ runs, and shows what
 the program prints.
 
-Each page's fenced examples run in order in a sandbox of their own: a
-committed copy of the repository as the working folder, ``/tmp/`` and
-``/srv/`` mapped into the sandbox, ``uv run`` running in this project's
-environment. Afterwards ``git status`` in the copy must be clean: examples
-that write work on a copy of the demo registry.
+Each page's fenced examples run in order in a sandbox of their own: a fresh
+shell with only what the README's Quickstart set up (a committed copy of the
+repository as the working folder, and the uv that ``./uvw`` installed; no uv
+or virtual environment on ``PATH``), ``/tmp/`` mapped into the sandbox.
+Commands are written ``./uvw run …``. Afterwards ``git status`` in the copy
+must be clean: examples that write work on a copy of the demo registry.
 
 How to write an example (the full rules: docs/contributing.md and
 tests/doc_examples_support.py):
@@ -98,3 +99,22 @@ def test_an_example_that_runs_for_ever_is_killed_with_its_children(tmp_path):
     while _running(server):
         assert time.monotonic() < deadline, "the example's background process outlived it"
         time.sleep(0.05)
+
+
+def test_a_page_runs_in_a_fresh_shell_with_only_what_the_quickstart_set_up(tmp_path):
+    box = Sandbox(tmp_path)
+    try:
+        assert box.shell("./uvw run imageworks-loader --version").returncode == 0
+        # no uv, no virtual environment on PATH: as after the Quickstart
+        assert box.shell("uv run imageworks-loader --version").returncode == 127
+        assert box.shell("imageworks-loader --version").returncode == 127
+        assert box.shell("command -v doit").returncode != 0
+        # a copy made twice does not nest
+        for _ in range(2):
+            assert (
+                box.shell(f"mkdir -p {tmp_path}/x && cp -r configs/. {tmp_path}/x").returncode == 0
+            )
+        assert not (tmp_path / "x" / "configs").exists()
+    finally:
+        box.close()
+    assert git_status(box.repo) == ""

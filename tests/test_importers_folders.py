@@ -422,3 +422,55 @@ def test_the_python_api_refuses_a_second_name_for_a_recorded_download(registry, 
     with pytest.raises(RegistryWriteError, match=r"'copy'.*already recorded as"):
         reg.save()
     assert folder_digest(registry) == before
+
+
+def test_a_relative_folder_is_stored_resolved_and_a_reimport_repairs_relative_paths(
+    registry, weights, tmp_path
+):
+    """Issue 17 item 7: chat_template.path relative to the folder import-dir ran in."""
+    import subprocess
+    import sys
+
+    folder = model_folder(weights, "awq")
+    name = FORMATS["awq"][2]
+    relative = folder.relative_to(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "loader", "import-dir", str(relative), f"registry.dir={registry}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    entry = entries_of(registry)[name]
+    template = folder / "chat_template.json"
+    assert entry["chat_template"]["path"] == str(template)
+    assert entry["download_path"] == entry["backend_config"]["model_path"] == str(folder)
+
+    # An entry an older version left with a relative path is repaired by a re-import.
+    layer = read_json(registry / DISCOVERED)
+    layer[0]["chat_template"]["path"] = str(relative / "chat_template.json")
+    (registry / DISCOVERED).write_text(json.dumps(layer, indent=2) + "\n")
+    result = run(registry, "import-dir", str(folder))
+    assert result.returncode == 0, result.stderr
+    [updated] = json.loads(result.stdout)["updated"]
+    assert {"field": "chat_template.path", "before": str(relative / "chat_template.json"),
+            "after": str(template)} in updated["changes"]  # fmt: skip
+    assert entries_of(registry)[name]["chat_template"]["path"] == str(template)
+
+
+def test_paths_under_the_model_root_are_stored_relative_to_it(registry, weights):
+    folder = model_folder(weights, "awq")
+    result = run(registry, "import-dir", str(folder), f"paths.models={weights}")
+    assert result.returncode == 0, result.stderr
+    [stored] = read_json(registry / DISCOVERED)
+    rel = "${paths.models}/" + str(folder.relative_to(weights))
+    assert stored["download_path"] == stored["backend_config"]["model_path"] == rel
+    assert stored["chat_template"]["path"] == rel + "/chat_template.json"
+    assert stored["backend_config"]["port"] == "${backends.vllm.port}"
+    # A folder name holding ${ is stored literally, never as an interpolation.
+    odd = model_folder(weights / "${oc.env:HOME}", "fp8")
+    result = run(registry, "import-dir", str(odd), f"paths.models={weights}")
+    assert result.returncode == 0, result.stderr
+    entry = entries_of(registry)[FORMATS["fp8"][2]]
+    assert entry["download_path"] == str(odd)

@@ -499,3 +499,14 @@ def test_the_cli_runs_the_installed_console_script(ollama, empty_registry):
     )
     assert result.returncode == 0, result.stderr
     assert (empty_registry / DISCOVERED).exists()
+
+
+def test_a_new_entry_takes_its_port_from_config(ollama, empty_registry):
+    """Issue 19: `${backends.ollama.port}`, so backends.ollama.port=… moves it."""
+    ollama.serve([QWEN3])
+    result = run(empty_registry, "import-ollama", "--url", ollama.url)
+    assert result.returncode == 0, result.stderr
+    [stored] = read_json(empty_registry / DISCOVERED)
+    assert stored["backend_config"]["port"] == "${backends.ollama.port}"
+    moved = run(empty_registry, "select", stored["name"], "backends.ollama.port=11500")
+    assert ":11500/" in json.loads(moved.stdout)["endpoint"], moved.stderr

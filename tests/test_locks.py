@@ -240,8 +240,14 @@ def test_lock_verify_tamper_unlock_cycle(tmp_path, run):
     assert good in r.stderr and bad in r.stderr
     assert SHARD in r.stderr
     assert "model-00001-of-00002.safetensors" not in r.stderr  # only the changed file
-    # The expected hash and the last good record survive the failed verify.
-    assert disc(reg, "m_(A)") == good_record
+    # The expected hash and the last good record survive the failed verify;
+    # the violation itself is recorded for this host (issue 19).
+    after = disc(reg, "m_(A)")
+    assert {k: v for k, v in after.items() if k != "hosts"} == {
+        k: v for k, v in good_record.items() if k != "hosts"
+    }
+    [verdict] = [h["verify"] for h in after["hosts"].values()]
+    assert verdict["status"] == "violated" and verdict["aggregate_sha256"] == bad
     assert lock_state(reg, "m_(A)")["expected_aggregate_sha256"] == good
 
     r = run(reg, "unlock", "m_(A)")
@@ -391,7 +397,8 @@ def test_verify_all_checks_every_entry_before_failing(tmp_path, run):
         assert results[name]["aggregate_sha256"] == fresh
         assert recorded_aggregate(reg, name) == fresh
         assert lock_state(reg, name)["last_verified"] == results[name]["last_verified"]
-    assert disc(reg, "a_bad") == bad_before
+    without_hosts = {k: v for k, v in disc(reg, "a_bad").items() if k != "hosts"}
+    assert without_hosts == {k: v for k, v in bad_before.items() if k != "hosts"}
     assert lock_state(reg, "a_bad")["expected_aggregate_sha256"] == before["a_bad"]
 
 

@@ -78,6 +78,16 @@ def test_activate_starts_the_model_and_again_restarts_nothing(orchestra):
     assert activation["max_model_len"] == 2048  # read from /v1/models
     assert 0 < activation["startup_s"] < 60
     assert activation["at"].endswith("+00:00")
+    [host] = recorded[FLORENCE]["hosts"].values()  # this host's own record (issue 19)
+    assert host["activation"] == activation
+
+    # a person sees it served now (issue 19)
+    table = orchestra.cli("list", "--format", "table")
+    assert table.returncode == 0, table.stderr
+    served = [line.split()[0] for line in table.stdout.splitlines()[1:] if line.endswith("yes")]
+    assert served == [FLORENCE]
+    shown = orchestra.cli("current-model", "--format", "table").stdout
+    assert ["logical_name", FLORENCE] in [line.split() for line in shown.splitlines()]
 
 
 def test_an_active_model_that_stopped_answering_is_restarted(orchestra):

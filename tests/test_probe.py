@@ -132,6 +132,9 @@ def test_an_honest_model_passes_and_the_result_is_recorded(demo_registry, tmp_pa
     assert recorded == printed
     for row in discovered:
         row["probes"]["vision"] = None
+        # this host's own record of the probe (issue 19)
+        [mine] = row.pop("hosts").values() if row["name"] == QWEN_VL else [{"probe": None}]
+        assert mine["probe"] is None or mine["probe"]["vision_ok"] is True
     assert discovered == discovered_before  # the --set port was not saved
 
     metrics = run_cli("metrics", QWEN_VL, on(demo_registry))

@@ -95,3 +95,9 @@ def test_uvw_uses_the_uv_already_on_path(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("uv ")
     assert not (tmp_path / ".tools").exists()  # nothing installed
+
+
+def test_the_readme_says_how_long_the_test_suite_takes():
+    text = (ROOT / "README.md").read_text("utf-8")
+    section = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"test suite takes about \d+ minutes", section)

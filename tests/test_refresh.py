@@ -159,3 +159,86 @@ def test_reports_of_a_fleet_merge_and_a_lock_seen_nowhere_fails(site, tmp_path):
     disagree = merge(tmp_path / "a.json", tmp_path / "b.json")
     assert disagree.returncode == 2
     assert "beta_(Q4_K_M): hosts disagree about the aggregate" in disagree.stderr
+
+
+def test_the_summary_names_skipped_models_and_why(site, tmp_path):
+    curated = site.curated()
+    curated += [
+        {**curated[0], "name": "elsewhere", "backend_config": {"model_path": "/nonexistent/m"}},
+        {**curated[0], "name": "gone-free", "backend_config": {"model_path": "/nonexistent/n"}},
+        {
+            **curated[0],
+            "name": "vl-not-served",
+            "backend": "vllm",
+            "capabilities": {"vision": True},
+        },
+    ]
+    site.write_curated(curated)
+    site.write_discovered([{"name": "elsewhere", "version_lock": {"locked": True}}])
+    run = cli_refresh(site)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    # (the whole report's validity with unhashed models is issue 17's test)
+    fields = SCHEMA["$defs"]["model"]["properties"]
+    for model in report["models"]:
+        jsonschema.validate(model["skipped"], fields["skipped"])
+        jsonschema.validate(model["skipped_tasks"], fields["skipped_tasks"])
+    models = {m["name"]: m for m in report["models"]}
+    assert models["elsewhere"]["skipped"].startswith("locked, files missing")
+    assert models["gone-free"]["skipped"].startswith("files missing")
+    assert models["vl-not-served"]["skipped_tasks"]["probe"].startswith("not served")
+    summary = (site.registry / ".imageworks-state" / "refresh-summary.md").read_text()
+    assert "### Skipped (3)" in summary
+    assert "- `elsewhere`: locked, files missing" in summary
+    assert "- `gone-free`: files missing" in summary
+    assert "- `vl-not-served`: probe: not served" in summary
+
+
+def test_a_runner_without_ollama_fails_only_the_import_task(site):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    site.env["OLLAMA_HOST"] = f"http://127.0.0.1:{closed}"
+    run = cli_refresh(site, "profile=ci")
+    assert run.returncode == 1, run.stderr
+    report = json.loads(run.stdout)
+    tasks = {t["task"]: t for t in report["tasks"]}
+    assert tasks["import:ollama"]["status"] == "failed"
+    assert tasks["import:ollama"]["exit_code"] == 1
+    assert [e["task"] for e in report["errors"]] == ["import:ollama"]
+    # everything else ran: the snapshot is regenerated
+    others = {name: t["status"] for name, t in tasks.items() if name != "import:ollama"}
+    assert tasks["snapshot"]["status"] == "ran" and "failed" not in others.values(), others
+    assert "not-run" not in others.values()
+
+    # The documented switch: leave the import out.
+    off = cli_refresh(site, "profile=ci", "profile.import_ollama=false")
+    assert off.returncode == 0, off.stderr
+    assert "import:ollama" not in {t["task"] for t in json.loads(off.stdout)["tasks"]}
+
+
+def test_merging_keys_reports_by_host_and_run_and_says_what_it_replaced(site, tmp_path):
+    assert cli_refresh(site, "profile=ci").returncode == 0
+    first = read_json(tmp_path / "out" / "report.json")
+    later = copy.deepcopy(first)
+    later["started_at"] = "2999-01-01T00:00:00+00:00"  # the same host, a later run
+    for model in later["models"]:
+        if model["name"] == "alpha":
+            model["aggregate_sha256"] = "1" * 64
+    paths = []
+    for label, report in (("first", first), ("again", first), ("later", later)):
+        paths.append(tmp_path / f"{label}.json")
+        paths[-1].write_text(json.dumps(report))
+    merged = merge(*paths)
+    assert merged.returncode == 0, merged.stderr  # runs of one host never "disagree"
+    fleet = json.loads(merged.stdout)
+    assert [(h["host"], h["run"]) for h in fleet["hosts"]] == [(first["host"], later["started_at"])]
+    models = {m["name"]: m for m in fleet["models"]}
+    assert models["alpha"]["aggregates"] == ["1" * 64]  # the later run counts
+    whys = sorted(r["why"] for r in fleet["replaced"])
+    assert whys == ["a later run of the same host", "the same run given twice"]
+    lines = merged.stderr.strip().splitlines()
+    assert len(lines) == 2 and all("replaced by" in line for line in lines)
+    assert any(str(paths[0]) in line and str(paths[1]) in line for line in lines)

@@ -26,6 +26,7 @@ from ..registry import Registry
 from ..schema import RegistryEntry
 from ..service import backend_default_port
 from .chat_template import TemplateStore, template_dir
+from .identity import PATH_FIELDS, from_another_host, get_field, needs_repair, set_field
 from .plan import (
     Candidate,
     EntryChange,
@@ -35,7 +36,15 @@ from .plan import (
     plan_import,
     refresh_patterns,
 )
-from .shape import display_name, entry_name, file_sha256, stored_capabilities
+from .shape import (
+    display_name,
+    entry_name,
+    file_sha256,
+    portable_path,
+    portable_port,
+    relative_to_roots,
+    stored_capabilities,
+)
 
 # config.json's quantization_config.quant_method -> download_format
 _QUANT_FORMATS = {"awq": "awq", "gptq": "gptq", "fp8": "fp8", "bitsandbytes": "bnb", "bnb": "bnb"}
@@ -201,7 +210,7 @@ def _chat_template(
     folder: Path, templates: TemplateStore | None, max_json_bytes: int = MAX_JSON_BYTES
 ) -> dict[str, Any]:
     for file_name in ("chat_template.json", "chat_template.jinja"):
-        path = folder / file_name
+        path = Path(os.path.abspath(folder / file_name))  # never relative to this folder
         if path.is_file():
             return {"source": "external", "path": str(path), "sha256": file_sha256(path)}
     # Checked first (a link out of the folder, a FIFO, a huge file are refused).
@@ -229,8 +238,9 @@ def folder_fields(
     hash: bool,
     cache: HashCache,
     templates: TemplateStore | None = None,
-) -> tuple[str, dict[str, Any]]:
-    """A model folder as a new entry's name and its fields."""
+) -> tuple[str, dict[str, Any], dict[tuple[str, ...], Any]]:
+    """A model folder as a new entry's name, its fields (as they resolve) and
+    the fields stored as written (``${paths.models}/…``, ``${backends.B.port}``)."""
     from ..hashing import aggregate_sha256, resolve_artifact_set
     from ..locks import hash_artifacts
 
@@ -284,7 +294,14 @@ def folder_fields(
         )
         digests = hash_artifacts(registry, artifact_set, cache=cache)
         fields["artifacts"] = {"aggregate_sha256": aggregate_sha256(digests), "files": digests}
-    return name, fields
+    raw: dict[tuple[str, ...], Any] = {
+        ("backend_config", "port"): portable_port(registry.cfg, backend)
+    }
+    for field_path in PATH_FIELDS:
+        value = get_field(fields, field_path)
+        if isinstance(value, str):
+            raw[field_path] = portable_path(registry.cfg, value)
+    return name, fields, raw
 
 
 def _local_folders(entry: RegistryEntry) -> set[str]:
@@ -315,10 +332,12 @@ def _import_folders(
     candidates = []
     for folder in folders:
         real = os.path.realpath(folder)
+        rel = relative_to_roots(registry.cfg, os.path.abspath(folder))
         matches = [
             n
             for n, paths in recorded.items()
-            if real in paths and (backend is None or entries[n].backend == backend)
+            if (real in paths or from_another_host(entries[n], rel))
+            and (backend is None or entries[n].backend == backend)
         ]
         if name and matches and name not in matches:
             raise ImporterError(
@@ -327,16 +346,26 @@ def _import_folders(
                 "(one download is one entry)"
             )
         chosen = entries[matches[0]].backend if matches else new_backend
-        new_name, fields = folder_fields(
+        new_name, fields, raw = folder_fields(
             registry, folder, chosen, hash=hash, cache=cache, templates=templates
         )
+        force: set[tuple[str, ...]] = set()
         if matches:
             fields.pop("display_name")
-            # Keep the spelling the entry records (a link, ~, ${paths.models}…)
-            # when it leads to the same folder.
-            recorded_path = entries[matches[0]].download_path
-            if recorded_path and os.path.realpath(os.path.expanduser(recorded_path)) == real:
-                fields["download_path"] = recorded_path
+            current = entries[matches[0]].model_dump()
+            for field_path in PATH_FIELDS:
+                before, after = get_field(current, field_path), get_field(fields, field_path)
+                if needs_repair(field_path, before, after):
+                    force.add(field_path)
+                elif (
+                    isinstance(before, str)
+                    and isinstance(after, str)
+                    and os.path.realpath(os.path.expanduser(before)) == os.path.realpath(after)
+                ):
+                    # Keep the spelling the entry records (a link, ~,
+                    # ${paths.models}…) when it leads to the same place.
+                    set_field(fields, field_path, before)
+                    raw.pop(field_path, None)
         new_name = name or new_name
         if name:
             fields["display_name"] = display_name(name)
@@ -346,7 +375,17 @@ def _import_folders(
                 "registry name may not hold (names are identities); choose one with --name"
             )
         candidates.append(
-            checked(Candidate("model folder", os.path.abspath(folder), new_name, fields, matches))
+            checked(
+                Candidate(
+                    "model folder",
+                    os.path.abspath(folder),
+                    new_name,
+                    fields,
+                    matches,
+                    raw=raw,
+                    force=force,
+                )
+            )
         )
     refresh = refresh_patterns(registry)
     refresh.exact.add("chat_template")  # what the folder holds now
@@ -364,7 +403,9 @@ def import_dirs(
 ) -> dict[str, Any]:
     """Record each model folder named (or found below a folder named)."""
     if not dirs:
-        raise ImporterError("import-dir: give at least one model folder")
+        raise ImporterError(
+            "import-dir: give one or more model folders (imageworks-loader import-dir FOLDER ...)"
+        )
     backend = backend or "vllm"
     depth = int(registry.cfg.get("importers.rediscover.depth") or 0)
     folders: list[Path] = []

@@ -38,7 +38,7 @@ from .plan import (
     plan_import,
     refresh_patterns,
 )
-from .shape import display_name, entry_name, stored_capabilities
+from .shape import display_name, entry_name, portable_port, stored_capabilities
 
 __all__ = ["URL_VARIABLE", "import_ollama", "ollama_base_url", "ollama_entry_name"]
 
@@ -299,6 +299,8 @@ def _candidates(
         fields["artifacts"] = artifacts
     entries = registry.entries
     label = f"Ollama model {shown_tag(tag)}"
+    # The port as config says it, so backends.ollama.port moves the entry.
+    raw = {("backend_config", "port"): portable_port(registry.cfg, "ollama")}
     if not matches:
         if name in entries:
             raise ImporterError(
@@ -311,10 +313,10 @@ def _candidates(
                 f"{shown_tag(claimed[name])} gets; two models cannot share a name"
             )
         claimed[name] = tag
-        return [checked(Candidate("Ollama model", tag, name, fields))]
+        return [checked(Candidate("Ollama model", tag, name, fields, raw=raw))]
     fields.pop("display_name")  # each existing entry keeps its own
     out = []
     for match in matches:
         settled = _settled(fields, entries[match].model_dump())
-        out.append(checked(Candidate("Ollama model", tag, name, settled, [match])))
+        out.append(checked(Candidate("Ollama model", tag, name, settled, [match], raw=raw)))
     return out

@@ -62,8 +62,14 @@ class Candidate:
     kind: str  # "Ollama model", "model folder"
     model: str  # how the source names it: an Ollama tag, a folder
     name: str  # the name a new entry gets
-    fields: dict[str, Any]  # entry fields, without "name"
+    fields: dict[str, Any]  # entry fields, without "name" (values as they resolve)
     matches: list[str] = field(default_factory=list)  # entries that are this model
+    # Fields stored as written rather than as they resolve
+    # (``${paths.models}/…``, ``${backends.vllm.port}``).
+    raw: dict[Path_, Any] = field(default_factory=dict)
+    # Fields a re-import sets even though set (a path that no longer leads to
+    # the model on this host, or a relative one).
+    force: set[Path_] = field(default_factory=set)
 
     @property
     def label(self) -> str:
@@ -74,10 +80,12 @@ class Candidate:
 class FieldChange:
     path: Path_
     before: Any
-    after: Any
+    after: Any  # as it resolves
+    raw: Any = None  # as stored, when that differs (an interpolation)
 
     def to_json(self) -> dict[str, Any]:
-        return {"field": ".".join(self.path), "before": self.before, "after": self.after}
+        after = self.after if self.raw is None else self.raw
+        return {"field": ".".join(self.path), "before": self.before, "after": after}
 
 
 @dataclass
@@ -87,6 +95,7 @@ class EntryChange:
     changes: list[FieldChange] = field(default_factory=list)
     note: str = ""
     added: dict[str, Any] | None = None  # a new entry's fields, reported as changes
+    added_raw: dict[Path_, Any] = field(default_factory=dict)  # of those, stored as written
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "model": self.model}
@@ -94,7 +103,8 @@ class EntryChange:
             data["note"] = self.note
         if self.added is not None:  # made when reported: an import of 10,000 new
             data["changes"] = [  # entries keeps no 400,000 change objects
-                {"field": ".".join(p), "before": None, "after": v} for p, v in _leaves(self.added)
+                {"field": ".".join(p), "before": None, "after": self.added_raw.get(p, v)}
+                for p, v in _leaves(self.added)
             ]
         else:
             data["changes"] = [c.to_json() for c in self.changes]
@@ -149,18 +159,42 @@ def _get(data: dict[str, Any], path: Path_) -> Any:
 
 
 def field_changes(
-    current: dict[str, Any], fields: dict[str, Any], refresh: FieldPatterns
+    current: dict[str, Any],
+    fields: dict[str, Any],
+    refresh: FieldPatterns,
+    raw: dict[Path_, Any] | None = None,
+    force: set[Path_] | frozenset[Path_] = frozenset(),
 ) -> list[FieldChange]:
     """What applying ``fields`` to an entry (``current``, as dumped) changes."""
+    raw = raw or {}
     changes = []
     for path, value in _leaves(fields):
         before = _get(current, path)
-        if path in refresh:
+        if path in refresh or path in force:
             if before != value:
-                changes.append(FieldChange(path, before, value))
+                changes.append(FieldChange(path, before, value, raw.get(path)))
         elif _unset(before) and not _unset(value):
-            changes.append(FieldChange(path, before, value))
+            changes.append(FieldChange(path, before, value, raw.get(path)))
     return changes
+
+
+def _portable_rewrites(
+    registry: Registry, name: str, candidate: Candidate, changes: list[FieldChange]
+) -> list[FieldChange]:
+    """A value an older import stored literally (``"port": 24001``) that the
+    importer now stores as an interpolation resolving to the same value
+    (``${backends.vllm.port}``): rewritten, so the entry follows the config.
+    Only in the discovered layer, and never where the curated layer decides."""
+    changed = {c.path for c in changes}
+    rewrites = []
+    for path, raw in candidate.raw.items():
+        if path in changed or not isinstance(raw, str) or not raw.startswith("${"):
+            continue
+        curated, discovered = registry.stored(name, path)
+        value = _get(candidate.fields, path)
+        if curated is None and discovered is not None and discovered == value:
+            rewrites.append(FieldChange(path, discovered, value, raw))
+    return rewrites
 
 
 def describe(entry: RegistryEntry) -> str:
@@ -196,10 +230,18 @@ def plan_import(
             claimed[name] = candidate.label
             fields = drop_none(candidate.fields)
             plan.new_entries[name] = fields
-            plan.added.append(EntryChange(name, candidate.model, added=fields))
+            raw = {p: r for p, r in candidate.raw.items() if _get(fields, p) is not None}
+            plan.added.append(EntryChange(name, candidate.model, added=fields, added_raw=raw))
             continue
         for name in candidate.matches:
-            changes = field_changes(entries[name].model_dump(), candidate.fields, refresh)
+            changes = field_changes(
+                entries[name].model_dump(),
+                candidate.fields,
+                refresh,
+                candidate.raw,
+                candidate.force,
+            )
+            changes += _portable_rewrites(registry, name, candidate, changes)
             if changes:
                 plan.updated.append(EntryChange(name, candidate.model, changes))
             else:
@@ -216,8 +258,14 @@ def apply_plan(registry: Registry, plan: ImportPlan, *, dry_run: bool) -> bool:
     if not plan.changes_anything:
         return False
     entries = registry.ensure_loaded()
+    raw: dict[str, list[tuple[Path_, Any]]] = {}
     for name, fields in plan.new_entries.items():
         entries[name] = RegistryEntry.model_validate({"name": name, **fields})
+    for change in [*plan.added, *plan.updated, *plan.missing]:
+        stored = [(item.path, item.raw) for item in change.changes if item.raw is not None]
+        stored += change.added_raw.items()
+        if stored:
+            raw[change.name] = stored
     for change in [*plan.updated, *plan.missing]:
         if not change.changes:
             continue
@@ -225,7 +273,7 @@ def apply_plan(registry: Registry, plan: ImportPlan, *, dry_run: bool) -> bool:
         for item in change.changes:
             data = set_path(data, item.path, item.after)
         entries[change.name] = RegistryEntry.model_validate(data)
-    return registry.save()
+    return registry.save(raw=raw)
 
 
 def missing_change(

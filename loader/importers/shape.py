@@ -8,10 +8,16 @@ names are the logical name with spaces, and quantization labels are lower case.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..literal import escape
 from ..schema import CANONICAL_CAPABILITIES, CAPABILITY_SYNONYMS
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 # The stored capability form, key order as in the real registry: each
 # canonical key's ImageWorks synonyms, in the schema's table order.
@@ -59,3 +65,65 @@ def drop_none(fields: dict[str, Any]) -> dict[str, Any]:
         if value is not None:
             out[key] = value
     return out
+
+
+# --- portable values: one registry shared by hosts with their own model roots ---
+
+_CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def model_roots(cfg: Config) -> list[str]:
+    """``paths.models`` as a list of folders (one, or several)."""
+    roots = cfg.get("paths.models") or []
+    return [roots] if isinstance(roots, str) else [str(r) for r in roots]
+
+
+def _relative_under(path: str, root: str) -> str | None:
+    """``path`` relative to ``root`` when it lies beneath it (as spelled, or
+    once links are resolved), else None."""
+    root = os.path.expanduser(root)
+    for a, b in (
+        (os.path.abspath(path), os.path.abspath(root)),
+        (os.path.realpath(path), os.path.realpath(root)),
+    ):
+        if a != b and a.startswith(b.rstrip(os.sep) + os.sep):
+            return os.path.relpath(a, b)
+    return None
+
+
+def relative_to_roots(cfg: Config, path: str) -> str | None:
+    """The path of ``path`` relative to the model root it lies under: a
+    model's identity across hosts, whose roots differ."""
+    for root in model_roots(cfg):
+        rel = _relative_under(path, root)
+        if rel is not None:
+            return rel
+    return None
+
+
+def portable_path(cfg: Config, path: str) -> str:
+    """How an importer stores a local path: ``${paths.models}/REL`` when it lies
+    under the (single) model root, so each host resolves it under its own root;
+    otherwise the absolute path. The folder's own text is escaped
+    (``literal.escape``): only the ``${paths.models}/`` prefix is an interpolation."""
+    absolute = os.path.abspath(os.path.expanduser(path))
+    roots = cfg.get("paths.models")
+    if isinstance(roots, str):
+        rel = _relative_under(absolute, roots)
+        if rel is not None:
+            return "${paths.models}/" + escape(rel)
+    return escape(absolute)
+
+
+def portable_port(cfg: Config, backend: str) -> str | int:
+    """``${backends.BACKEND.port}`` (or ``${backends.default.port}``) so that
+    ``backends.vllm.port=…`` moves imported entries; a backend whose name is not
+    a plain config key gets the port number itself."""
+    backends = cfg.get("backends") or {}
+    if backend in backends and _CONFIG_KEY.match(backend):
+        return "${backends." + backend + ".port}"
+    if backend not in backends and "default" in backends:
+        return "${backends.default.port}"
+    from ..service import backend_default_port
+
+    return backend_default_port(cfg, backend)

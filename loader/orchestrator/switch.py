@@ -181,12 +181,15 @@ def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
 def _record_activation(
     registry: Registry, name: str, startup_s: float, max_model_len: int | None
 ) -> None:
+    from ..hosts import host_name, record
+
     entry = registry.get(name)
     entry.performance.activation = {
         "startup_s": round(startup_s, 2),
         "max_model_len": max_model_len,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    record(entry, host_name(registry.cfg), "activation", dict(entry.performance.activation))
     try:
         registry.save()
     except RegistryWriteError as exc:

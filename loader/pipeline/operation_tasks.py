@@ -38,14 +38,38 @@ def _always_run(task: Any, values: dict[str, Any]) -> bool:
     return False  # it reads a live service: nothing on disk says it is done
 
 
+# A task whose failure is its own: doit sees it succeed (so the snapshot, which
+# follows every writer, still runs) and the reporter records it as failed.
+FAILED_ALONE = "failed_alone"
+
+
+def failing_alone(operation: str, graph: Graph) -> Any:
+    """The operation as a task action whose errors fail only this task: an
+    Ollama that is down (a runner without one) must not hold back the snapshot."""
+    from ..errors import RegistryError
+    from ..tasks import call_operation
+
+    def action() -> dict[str, Any]:
+        try:
+            result = call_operation(operation, graph, {})
+        except RegistryError as exc:
+            return {FAILED_ALONE: {"error": str(exc), "exit_code": exc.exit_code}}
+        return result if isinstance(result, dict) else {"result": result}
+
+    action.__name__ = operation.replace("-", "_")
+    return action
+
+
 def import_tasks(graph: Graph) -> list[dict[str, Any]]:
-    """``import:ollama``: record the models a running Ollama serves."""
+    """``import:ollama``: record the models a running Ollama serves. When
+    Ollama cannot be read, this task fails and nothing else does
+    (``profile.import_ollama=false`` leaves it out of the run)."""
     if not _installed("import-ollama"):
         return []
     return [
         {
             "name": "ollama",
-            "actions": [operation_action("import-ollama", graph, {})],
+            "actions": [failing_alone("import-ollama", graph)],
             "uptodate": [_always_run],
             "doc": "Record the models a running Ollama serves (importers.ollama.url).",
         }

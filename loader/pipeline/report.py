@@ -76,7 +76,8 @@ def _model_report(graph: Graph, record: RunRecord, name: str, entry: Any) -> dic
         "name": name,
         "backend": entry.backend,
         "on_host": name in graph.artifacts,
-        "skipped": graph.missing.get(name),
+        "skipped": _skip_reason(graph, name, entry),
+        "skipped_tasks": _skipped_tasks(graph, name, entry, tasks),
         "ran": [kind for kind, rec in tasks.items() if rec is not None and rec.status == "ran"],
         "failed": failed_here,
         "tasks": {kind: _task_entry(rec) for kind, rec in tasks.items()},
@@ -88,6 +89,35 @@ def _model_report(graph: Graph, record: RunRecord, name: str, entry: Any) -> dic
             kind: round(rec.duration_s, 3) for kind, rec in tasks.items() if rec is not None
         },
     }
+
+
+def _skip_reason(graph: Graph, name: str, entry: Any) -> str | None:
+    """Why a model has no tasks on this host: its files are missing (and
+    whether it is locked, so its lock went unchecked)."""
+    missing = graph.missing.get(name)
+    if missing is None:
+        return None
+    if entry.locked():
+        return f"locked, files missing: its lock is not checked on this host ({missing})"
+    return f"files missing ({missing})"
+
+
+def _skipped_tasks(
+    graph: Graph, name: str, entry: Any, tasks: dict[str, TaskRecord | None]
+) -> dict[str, str]:
+    """Tasks a model on this host did not get, and why (a vision model that is
+    not served is not probed)."""
+    if name not in graph.artifacts or tasks["probe"] is not None:
+        return {}
+    if not entry.has_capability("vision"):
+        return {}
+    desired = graph.config.get("orchestrator.desired")
+    if entry.backend == "vllm" and name != desired:
+        return {
+            "probe": "not served: vLLM serves one model, orchestrator.desired "
+            f"({desired or 'none'}), so this one is not probed"
+        }
+    return {"probe": "not probed (probe-vision is not part of this run)"}
 
 
 def build_report(graph: Graph, record: RunRecord) -> dict[str, Any]:
@@ -159,9 +189,15 @@ def markdown_summary(report: dict[str, Any]) -> str:
             f"{model['lock']['status']} | {_cell(tasks['probe'])} | "
             f"`{(model['aggregate_sha256'] or '')[:12]}` |"
         )
-    skipped = [m["name"] for m in report["models"] if not m["on_host"]]
+    skipped = [(m["name"], m["skipped"]) for m in report["models"] if m["skipped"]]
+    skipped += [
+        (m["name"], f"{task}: {why}")
+        for m in report["models"]
+        for task, why in sorted((m.get("skipped_tasks") or {}).items())
+    ]
     if skipped:
-        lines += ["", f"Not on this host (skipped): {len(skipped)} models."]
+        lines += ["", f"### Skipped ({len(skipped)})", ""]
+        lines += [f"- `{name}`: {why}" for name, why in skipped]
     if report["errors"]:
         lines += ["", "### Failures", ""]
         for error in report["errors"]:

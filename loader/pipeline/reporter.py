@@ -63,6 +63,7 @@ class TaskRecord:
     exit_code: int = EXIT_OK
     details: dict[str, Any] = field(default_factory=dict)
     _started: float = 0.0
+    alone: bool = False  # failed without holding back other tasks (doit saw a success)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -166,6 +167,13 @@ class PipelineReporter(ConsoleReporter):
     def add_success(self, task: Any) -> None:
         rec = self._finish(task, "ran")
         self._relay_output(task)
+        alone = rec.values.get("failed_alone")
+        if isinstance(alone, dict):  # failed, but holds back no other task
+            rec.status, rec.alone = "failed", True
+            rec.error = str(alone.get("error"))
+            rec.exit_code = int(alone.get("exit_code") or EXIT_USAGE)
+            self._log("error", "failed", task.name, rec.error, exit_code=rec.exit_code)
+            return
         if task.actions:
             self._log("info", "done", task.name, duration_s=round(rec.duration_s, 3))
 
@@ -222,6 +230,10 @@ class PipelineReporter(ConsoleReporter):
 
             write_outputs(self.graph, build_report(self.graph, record), self._log)
         self.graph.last_run = record
+        if failed and all(r.alone for r in failed) and not self.in_process:
+            # doit saw only successes; its exit code must still say a task
+            # failed. Its database is closed by now (Runner.finish).
+            raise SystemExit(EXIT_USAGE)
 
 
 def reporter_for(graph: Graph, *, in_process: bool = False) -> type[PipelineReporter]:
