@@ -833,7 +833,7 @@ def _write(pieces: Iterable[str], code: int) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    return EXIT_OK
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from .errors import RegistryWriteError
-from .schema import RegistryEntry
+
+if TYPE_CHECKING:  # the read path (a confirmed snapshot) never imports pydantic
+    from .schema import RegistryEntry
 
 
 def resolved_download(entry: RegistryEntry) -> str | None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .compose import iter_interpolated
 from .errors import RegistryError
+from .literal import interpolates
 
 if TYPE_CHECKING:
     from .compose import Sources
@@ -48,6 +49,8 @@ def _layer_references(sources: Sources) -> set[str] | None:
             continue
         for entry in layer.entries:
             for _, text in iter_interpolated(entry):
+                if not interpolates(text):
+                    continue  # outside text stored literally: resolves to itself
                 stripped = _EXPRESSION.sub("", text)
                 if "${" in stripped:
                     return None  # nested or unterminated: compare everything

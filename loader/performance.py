@@ -106,6 +106,9 @@ def record_performance(
         "timestamp": datetime.now(UTC).isoformat(),
     }
     path = samples_path(registry)
+    # The reload below drops unsaved changes: write what a batch holds first
+    # (a pipeline run defers its saves; the probe that called us is one).
+    registry.flush_saves()
     with registry_lock(registry.layer_files().folder):
         samples = _read_samples(path)
         kept = [*samples.get(name, []), sample][-window:]

@@ -120,11 +120,15 @@ def test_a_subset_lock_on_a_download_tracked_entry_holds_with_the_legacy_warning
 def test_a_real_change_under_a_subset_lock_on_a_tracked_entry_still_violates(tmp_path):
     folder, model = _tracked_entry_with_subset_lock(tmp_path)
     (model / "tokenizer.json").write_bytes(b'{"version": "2.0"}\n')
-    before = (folder / DISCOVERED).read_bytes()
+    before = read_json(folder / DISCOVERED)
     result = run_cli("verify", FLORENCE, env={"IMAGEWORKS_REGISTRY_DIR": str(folder)})
     assert result.returncode == 2, result.stderr
     assert "version lock violated" in result.stderr and "tokenizer.json" in result.stderr
-    assert (folder / DISCOVERED).read_bytes() == before
+    # The violation is recorded for this host (issue 19); nothing else changes.
+    after = read_json(folder / DISCOVERED)
+    [verdict] = [h["verify"] for h in after[0].pop("hosts").values()]
+    assert verdict["status"] == "violated"
+    assert after == before
 
 
 def test_the_real_registrys_florence_lock_shape_is_download_tracked():

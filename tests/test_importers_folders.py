@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +13,22 @@ import pytest
 from loader.hashing import aggregate_sha256
 from loader.schema import normalize_capabilities
 from tests.conftest import CURATED, DISCOVERED, SNAPSHOT, folder_digest, read_json, sha, write
-from tests.importers_support import FORMATS, TEMPLATE, empty_registry_folder, model_folder
-from tests.importers_support import run_loader as run
+from tests.importers_support import (
+    FORMATS,
+    TEMPLATE,
+    empty_registry_folder,
+    model_folder,
+    run_loader,
+)
+
+
+def run(registry: Path, *words: str, root: Path | None = None):
+    """The loader as a real process; ``root``: this host's model root
+    (``IMAGEWORKS_MODEL_ROOT``, as a host sets it: a default composition, so
+    the run may write the shared snapshot, which a ``paths.models=`` override
+    for one run never does)."""
+    env = None if root is None else {**os.environ, "IMAGEWORKS_MODEL_ROOT": str(root)}
+    return run_loader(registry, *words, env=env)
 
 
 @pytest.fixture
@@ -188,24 +203,24 @@ def test_rediscover_imports_every_model_folder_under_the_roots(registry, weights
     for kind in ("awq", "gguf", "llava"):
         model_folder(weights, kind)
     too_deep = model_folder(weights / "a" / "b" / "c", "gptq")  # 5 levels down
-    result = run(registry, "rediscover", f"paths.models={weights}")
+    result = run(registry, "rediscover", root=weights)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert sorted(a["name"] for a in report["added"]) == sorted(
         FORMATS[k][2] for k in ("awq", "gguf", "llava")
     )
     assert str(too_deep) not in json.dumps(report)
-    deeper = run(registry, "rediscover", f"paths.models={weights}", "importers.rediscover.depth=5")
+    deeper = run(registry, "rediscover", "importers.rediscover.depth=5", root=weights)
     assert [a["name"] for a in json.loads(deeper.stdout)["added"]] == [FORMATS["gptq"][2]]
 
 
 def test_rediscover_reports_entries_whose_folder_has_gone(registry, weights):
     gone = model_folder(weights, "awq")
     model_folder(weights, "fp8")
-    assert run(registry, "rediscover", f"paths.models={weights}").returncode == 0
+    assert run(registry, "rediscover", root=weights).returncode == 0
     shutil.rmtree(gone)
     before = folder_digest(registry)
-    result = run(registry, "rediscover", f"paths.models={weights}")
+    result = run(registry, "rediscover", root=weights)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert [(m["name"], m["model"]) for m in report["missing"]] == [(FORMATS["awq"][2], str(gone))]
@@ -228,7 +243,7 @@ def test_rediscover_updates_an_entry_recorded_under_another_backend(registry, we
         encoding="utf-8",
     )
     curated = (registry / CURATED).read_bytes()
-    result = run(registry, "rediscover", f"paths.models={weights}")
+    result = run(registry, "rediscover", root=weights)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["added"] == [] and [u["name"] for u in report["updated"]] == ["vl-fast"]
@@ -461,7 +476,7 @@ def test_a_relative_folder_is_stored_resolved_and_a_reimport_repairs_relative_pa
 
 def test_paths_under_the_model_root_are_stored_relative_to_it(registry, weights):
     folder = model_folder(weights, "awq")
-    result = run(registry, "import-dir", str(folder), f"paths.models={weights}")
+    result = run(registry, "import-dir", str(folder), root=weights)
     assert result.returncode == 0, result.stderr
     [stored] = read_json(registry / DISCOVERED)
     rel = "${paths.models}/" + str(folder.relative_to(weights))
@@ -470,7 +485,7 @@ def test_paths_under_the_model_root_are_stored_relative_to_it(registry, weights)
     assert stored["backend_config"]["port"] == "${backends.vllm.port}"
     # A folder name holding ${ is stored literally, never as an interpolation.
     odd = model_folder(weights / "${oc.env:HOME}", "fp8")
-    result = run(registry, "import-dir", str(odd), f"paths.models={weights}")
+    result = run(registry, "import-dir", str(odd), root=weights)
     assert result.returncode == 0, result.stderr
     entry = entries_of(registry)[FORMATS["fp8"][2]]
     assert entry["download_path"] == str(odd)
