@@ -7,7 +7,7 @@
     doit registry.dir=/srv/configs profile=ci     Hydra overrides, as on the CLI
     doit snapshot overrides="registry.dir=/srv/configs profile=ci"
 
-The graph is built in loader/tasks.py from the same operations the CLI calls.
+The graph is built in loader/pipeline/tasks.py from the same operations the CLI calls.
 """
 
 import sys
@@ -16,7 +16,7 @@ from doit.doit_cmd import _CMDLINE_VARS
 
 from loader.errors import RegistryError
 from loader.pipeline.namespace import dodo_namespace
-from loader.tasks import build_graph, overrides_from_doit_vars
+from loader.pipeline.tasks import build_graph, overrides_from_doit_vars
 
 try:
     globals().update(dodo_namespace(build_graph(overrides_from_doit_vars(_CMDLINE_VARS or {}))))

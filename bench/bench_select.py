@@ -45,8 +45,8 @@ def main() -> None:
         shutil.copytree(FIXTURE, folder)
         sys.path.insert(0, str(ROOT))
         from loader.config import load_config
-        from loader.registry import Registry
-        from loader.service import select_model
+        from loader.registry.core import Registry
+        from loader.registry.service import select_model
 
         registry = Registry(load_config([f"registry.dir={folder}"]))
         select_model(NAME, ["vision"], registry=registry)  # load and build the index

@@ -43,7 +43,7 @@ def render() -> str:
     # argparse reads the terminal width from COLUMNS each time it formats help.
     os.environ["COLUMNS"] = COLUMNS
     sys.path.insert(0, str(ROOT))
-    from loader.cli import PROG, build_parser
+    from loader.frontdoors.cli import PROG, build_parser
 
     parser = build_parser()
     commands = _subcommands(parser)

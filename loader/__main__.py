@@ -1,5 +1,5 @@
 """``python -m loader`` is the ``imageworks-loader`` CLI."""
 
-from .cli import console_main
+from loader.frontdoors.cli import console_main
 
 console_main()

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import OverrideError, RegistryLoadError
+from loader.errors import OverrideError, RegistryLoadError
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -297,7 +297,7 @@ def load_config(overrides: Sequence[str] = ()) -> Config:
 def write_cache_file(path: Path, data: Any) -> None:
     """Store JSON in the user's cache, atomically, ignoring failures: a cache
     only saves time, and a read-only or full cache folder must not stop a command."""
-    from .layers import remove_dead_temps, temp_path
+    from loader.registry.layers import remove_dead_temps, temp_path
 
     tmp = temp_path(path)
     try:

@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .capabilities import capability_of
-from .errors import EXIT_USAGE, OverrideError
+from loader.errors import EXIT_USAGE, OverrideError
+from loader.registry.capabilities import capability_of
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from loader.registry.core import Registry
 
 
 @dataclass
@@ -44,7 +44,7 @@ def short_hash(aggregate: str | None) -> str:
 
 def list_op(registry: Registry, role: str | None = None) -> list[dict[str, Any]]:
     """Every entry (or those with ``role``), sorted by name."""
-    from .hosts import host_name, last_verify
+    from loader.registry.hosts import host_name, last_verify
 
     host = host_name(registry.cfg)
     plain = registry.confirmed_snapshot()
@@ -101,7 +101,7 @@ def _plain_hash(data: dict[str, Any]) -> str:
 
 
 def _plain_list_row(data: dict[str, Any], host: str) -> dict[str, Any]:
-    from .hosts import last_verify_plain
+    from loader.registry.hosts import last_verify_plain
 
     return {
         "name": data["name"],
@@ -122,13 +122,13 @@ def select_op(
 ) -> dict[str, Any]:
     """The endpoint and served id for ``name`` (or the model chosen for ``role``),
     checking capabilities."""
-    from .roles import select_by_role
+    from loader.registry.roles import select_by_role
 
     if name and role:
         raise OverrideError("select: give a model NAME or --role ROLE, not both")
     if not name and not role:
         raise OverrideError("select: give a model NAME or --role ROLE")
-    from .service import select_model
+    from loader.registry.service import select_model
 
     if role:
         name = select_by_role(role, require_capabilities=require, registry=registry)
@@ -137,14 +137,14 @@ def select_op(
 
 def list_roles_op(registry: Registry) -> list[dict[str, Any]]:
     """Each role with its models, in the order select --role prefers them."""
-    from .roles import list_roles
+    from loader.registry.roles import list_roles
 
     return list_roles(registry)
 
 
 def metrics_op(registry: Registry, name: str | None = None) -> Any:
     """Hash and lock state: a summary of all entries, or one in full."""
-    from .hosts import host_name, last_verify, last_verify_plain
+    from loader.registry.hosts import host_name, last_verify, last_verify_plain
 
     host = host_name(registry.cfg)
     if name:
@@ -192,7 +192,7 @@ def explain_op(
     if config_key:
         if name or field:
             raise OverrideError("explain: give a model NAME (and --field) or --config KEY")
-        from .config_origin import explain_config_key
+        from loader.frontdoors.config_origin import explain_config_key
 
         return explain_config_key(registry.cfg, config_key)
     if not name:
@@ -246,7 +246,7 @@ def verify_op(
     rehash: bool = False,
 ) -> Any:
     """Recompute an entry's artifact hashes and enforce its version lock."""
-    from .locks import verify_all, verify_model
+    from loader.integrity.version_locks import verify_all, verify_model
 
     if all and name:
         raise OverrideError(f"verify: give a model NAME or --all, not both (got {name!r})")
@@ -269,7 +269,7 @@ def verify_op(
 
 def lock_op(registry: Registry, name: str, set_expected: bool = False) -> dict[str, Any]:
     """Lock a model's version; --set-expected records its aggregate as expected."""
-    from .locks import lock_model
+    from loader.integrity.version_locks import lock_model
 
     result = lock_model(registry.get(name), set_expected=set_expected, registry=registry)
     registry.save()
@@ -278,7 +278,7 @@ def lock_op(registry: Registry, name: str, set_expected: bool = False) -> dict[s
 
 def unlock_op(registry: Registry, name: str) -> dict[str, Any]:
     """Unlock a model's version (the expected hash is kept)."""
-    from .locks import unlock_model
+    from loader.integrity.version_locks import unlock_model
 
     result = unlock_model(registry.get(name))
     registry.save()
@@ -287,7 +287,7 @@ def unlock_op(registry: Registry, name: str) -> dict[str, Any]:
 
 def import_ollama_op(registry: Registry, url: str | None = None, dry_run: bool = False) -> Any:
     """Record the models of a running Ollama in the discovered layer."""
-    from .importers import import_ollama
+    from loader.importers import import_ollama
 
     report = import_ollama(registry, url=url, dry_run=bool(dry_run))
     if report["refused"]:  # the good models are recorded; each bad one is named
@@ -304,7 +304,7 @@ def import_dir_op(
     hash: bool = False,
 ) -> dict[str, Any]:
     """Record model folders (config.json or .gguf) in the discovered layer."""
-    from .importers import import_dirs
+    from loader.importers import import_dirs
 
     return import_dirs(
         registry,
@@ -318,15 +318,15 @@ def import_dir_op(
 
 def rediscover_op(registry: Registry, dry_run: bool = False) -> dict[str, Any]:
     """Record every model folder under paths.models; report entries whose folder has gone."""
-    from .importers import rediscover
+    from loader.importers import rediscover
 
     return rediscover(registry, dry_run=bool(dry_run))
 
 
 def refresh_op(registry: Registry, jobs: int = 1) -> Any:
     """Re-import, hash, verify, probe and snapshot; write the report and summary."""
-    from .pipeline.run import run_graph
-    from .tasks import build_graph
+    from loader.pipeline.run import run_graph
+    from loader.pipeline.tasks import build_graph
 
     graph = build_graph(registry=registry)
     record = run_graph(graph, ["refresh"], jobs=int(jobs or 1))
@@ -339,7 +339,7 @@ def activate_model_op(
     registry: Registry, name: str | None = None, stop: bool = False
 ) -> dict[str, Any]:
     """Make a vLLM model the one server on the canonical port (--stop or none: stop it)."""
-    from .orchestrator import activate, deactivate
+    from loader.orchestrator import activate, deactivate
 
     if stop or (name or "").strip().lower() == "none":
         return {"stopped": deactivate(registry=registry)}
@@ -350,7 +350,7 @@ def activate_model_op(
 
 def current_model_op(registry: Registry) -> dict[str, Any] | None:
     """The running vLLM server's state, or null when none runs."""
-    from .orchestrator import current
+    from loader.orchestrator import current
 
     return current(registry=registry)
 
@@ -359,11 +359,11 @@ def probe_vision_op(
     registry: Registry, name: str, image: str | None = None, expect: str | None = None
 ) -> Any:
     """Ask a vision model about an image, check that it sees it, and record the result."""
-    from .probe import run_vision_probe
+    from loader.probe.vision import run_vision_probe
 
     result = run_vision_probe(name, image, expect=expect, registry=registry)
     if result.vision_ok:
-        from .performance import record_probe_sample
+        from loader.probe.performance import record_probe_sample
 
         record_probe_sample(registry, name, result.latency_ms)
         return result.to_json()
@@ -372,7 +372,7 @@ def probe_vision_op(
 
 def migrate_op(registry: Registry, dry_run: bool = False) -> Any:
     """Split a legacy single-file model_registry.json into the curated and discovered layers."""
-    from .migrate import migrate
+    from loader.registry.migrate import migrate
 
     result = migrate(registry, dry_run=dry_run)
     return Outcome(result.to_json(), 0, "\n".join(result.warnings))
@@ -385,7 +385,7 @@ def audit_op(
     dry_run: bool = False,
 ) -> Text:
     """Check the registry for common mistakes; print findings as JSON Lines."""
-    from .upkeep.audit import ERROR, audit_registry, findings_text
+    from loader.upkeep.audit import ERROR, audit_registry, findings_text
 
     findings, diff = audit_registry(registry, _words(names), fix=bool(fix), dry_run=bool(dry_run))
     if dry_run:
@@ -405,7 +405,7 @@ def set_op(
     dry_run: bool = False,
 ) -> Any:
     """Set fields of an entry in a layer file (curated by default), checked first."""
-    from .upkeep.fields import set_fields
+    from loader.upkeep.fields import set_fields
 
     return _edit_result(set_fields(registry, name, _words(assignments), layer, bool(dry_run)))
 
@@ -418,7 +418,7 @@ def unset_op(
     dry_run: bool = False,
 ) -> Any:
     """Remove fields of an entry from a layer file (curated by default)."""
-    from .upkeep.fields import unset_fields
+    from loader.upkeep.fields import unset_fields
 
     return _edit_result(unset_fields(registry, name, _words(fields), layer, bool(dry_run)))
 
@@ -427,7 +427,7 @@ def promote_op(
     registry: Registry, name: str, fields: Sequence[str] = (), dry_run: bool = False
 ) -> Any:
     """Pin discovered values of static fields into the curated layer."""
-    from .upkeep.fields import promote
+    from loader.upkeep.fields import promote
 
     return _edit_result(promote(registry, name, _words(fields), bool(dry_run)))
 
@@ -436,7 +436,7 @@ def demote_op(
     registry: Registry, name: str, fields: Sequence[str] = (), dry_run: bool = False
 ) -> Any:
     """Unpin curated static fields (moved to the discovered layer where it has none)."""
-    from .upkeep.fields import demote
+    from loader.upkeep.fields import demote
 
     return _edit_result(demote(registry, name, _words(fields), bool(dry_run)))
 
@@ -455,14 +455,14 @@ def _edit_result(result: dict[str, Any]) -> Any:
 
 def schema_op(registry: Registry) -> dict[str, Any]:
     """Print the JSON Schema (2020-12) of a layer file."""
-    from .upkeep.layer_schema import layer_schema
+    from loader.upkeep.layer_schema import layer_schema
 
     return layer_schema()
 
 
 def show_backends_op(registry: Registry, json: bool = False) -> Any:
     """Show each backend in use: its endpoint, its entries, and whether it answers."""
-    from .upkeep.backends import backends_table, check_backends
+    from loader.upkeep.backends import backends_table, check_backends
 
     rows = check_backends(registry)
     return rows if json else Text(backends_table(rows))
@@ -476,7 +476,7 @@ def record_performance_op(
     duration_ms: float | None = None,
 ) -> dict[str, Any]:
     """Record one request's timings; keep the rolling summary in the discovered layer."""
-    from .performance import record_performance
+    from loader.probe.performance import record_performance
 
     return record_performance(
         name, ttft_ms=ttft_ms, tokens=tokens, duration_ms=duration_ms, registry=registry

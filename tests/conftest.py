@@ -65,7 +65,7 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("IMAGEWORKS_LOADER_CACHE", str(cache))
     monkeypatch.delenv("IMAGEWORKS_REGISTRY_DIR", raising=False)
-    from loader.registry import use_registry
+    from loader.registry.core import use_registry
 
     use_registry(None)
     yield cache
@@ -196,8 +196,8 @@ def run_cli_in_process(
     stderr, as a process would have; restores all of them afterwards. An
     exception that would end a process with a traceback gives exit code 1 and
     the traceback on stderr, as Python prints it."""
-    from loader import cli
-    from loader.registry import use_registry
+    from loader.frontdoors import cli
+    from loader.registry.core import use_registry
 
     out, err = io.StringIO(), io.StringIO()
     saved_env = dict(os.environ)

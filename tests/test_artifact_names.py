@@ -14,7 +14,7 @@ import os
 import pytest
 from conftest import CURATED, DISCOVERED, read_json, run_cli, write_json
 
-from loader.hashing import aggregate_sha256
+from loader.integrity.hashing import aggregate_sha256
 
 NAME = "m_(A)"
 

@@ -13,7 +13,7 @@ FIELDS = {"severity", "code", "entry", "field", "layer", "message"}
 
 @pytest.fixture
 def run(capsys):
-    from loader.cli import main
+    from loader.frontdoors.cli import main
 
     def call(folder, *args: str):
         code = main([*args, f"registry.dir={folder}"])
@@ -186,7 +186,7 @@ def test_the_demo_registry_has_no_errors(run, demo_registry):
 
 def _resolved(run, folder) -> dict:
     from loader.config import load_config
-    from loader.registry import Registry
+    from loader.registry.core import Registry
 
     registry = Registry(load_config([f"registry.dir={folder}"]))
     return {n: e.model_dump() for n, e in registry.ensure_loaded().items()}

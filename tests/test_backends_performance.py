@@ -15,12 +15,12 @@ import pytest
 from conftest import DISCOVERED, ROOT, read_json
 from probe_support import FLORENCE, QWEN3, QWEN_VL, free_port, point_at, stand_in
 
-from loader.performance import summarize
+from loader.probe.performance import summarize
 
 
 @pytest.fixture
 def run(capsys):
-    from loader.cli import main
+    from loader.frontdoors.cli import main
 
     def call(folder, *args: str):
         code = main([*args, f"registry.dir={folder}"])
@@ -164,8 +164,8 @@ def test_a_passing_probe_records_one_sample(run, demo_registry, tmp_path):
 def test_a_vllm_entry_on_its_own_port_gets_a_probe_task(demo_registry, tmp_path):
     from loader.config import load_config
     from loader.pipeline.operation_tasks import probe_candidates, serves_itself
-    from loader.registry import Registry
-    from loader.tasks import build_graph
+    from loader.pipeline.tasks import build_graph
+    from loader.registry.core import Registry
 
     models = tmp_path / "models" / "microsoft" / "Florence-2-large"
     models.mkdir(parents=True)

@@ -31,8 +31,8 @@ from loader.errors import (
     UnknownModelError,
     VersionLockViolation,
 )
-from loader.registry import Registry, get_entry, load_registry, use_registry
-from loader.schema import CAPABILITY_SYNONYMS
+from loader.registry.core import Registry, get_entry, load_registry, use_registry
+from loader.registry.schema import CAPABILITY_SYNONYMS
 
 
 def on(folder: Path) -> str:
@@ -84,7 +84,7 @@ def test_a_legacy_single_file_is_reread_when_it_changes_and_is_never_written(tmp
     write_json(legacy, [{"name": "a_(X)"}, {"name": "b_(Y)"}])
     assert sorted(load_registry(legacy)) == ["a_(X)", "b_(Y)"]
     get_entry("b_(Y)").performance.rolling_samples = 2
-    from loader.registry import save_registry
+    from loader.registry.core import save_registry
 
     with pytest.raises(RegistryWriteError, match="migrate"):
         save_registry()
@@ -105,7 +105,7 @@ def test_verify_model_saves_what_it_updates_unless_told_not_to(tmp_path):
         tmp_path / "reg", [{"name": "m_(A)", "backend_config": {"model_path": str(model)}}]
     )
     use_registry(Registry(load_config([on(reg)])))
-    from loader.locks import verify_model
+    from loader.integrity.version_locks import verify_model
 
     result = verify_model(get_entry("m_(A)"), save=False)
     assert discovered_entry(reg, "m_(A)") is None
@@ -142,7 +142,7 @@ def test_a_curated_canonical_false_wins_over_true_synonyms(tmp_path):
         [{"name": "m_(A)", "capabilities": {"vision": True}}],
     )
     use_registry(Registry(load_config([on(reg)])))
-    from loader.service import select_model
+    from loader.registry.service import select_model
 
     chosen = select_model("m_(A)")
     assert chosen.capabilities["vision"] is False
@@ -232,7 +232,7 @@ def test_list_roles_prints_each_role_with_its_models_in_preference_order(tmp_pat
 def test_select_by_role_follows_the_imageworks_order(tmp_path):
     reg = role_registry(tmp_path / "reg")
     use_registry(Registry(load_config([on(reg)])))
-    from loader.roles import list_models_for_role, select_by_role
+    from loader.registry.roles import list_models_for_role, select_by_role
 
     assert list_models_for_role("caption") == ["big_(A)", "small_(D)", "text_(C)"]
     # caption requires vision by default: text_(C) has the highest priority but no vision
@@ -432,7 +432,7 @@ def test_snapshot_only_entries_are_named_kept_and_adopted_by_migrate(demo_regist
 
 
 def test_main_leaves_garbage_collection_as_it_found_it(demo_registry, capsys):
-    from loader.cli import main
+    from loader.frontdoors.cli import main
 
     for enabled in (True, False):
         gc.enable() if enabled else gc.disable()
@@ -468,7 +468,7 @@ def test_verify_with_a_name_and_all_is_refused(demo_registry):
 
 
 def test_each_command_help_shows_examples_and_the_shared_text_once():
-    from loader.cli import EXAMPLES, build_parser
+    from loader.frontdoors.cli import EXAMPLES, build_parser
     from loader.operations import OPERATIONS
 
     parser = build_parser()

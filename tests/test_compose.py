@@ -6,19 +6,11 @@ import json
 
 from conftest import CURATED, DISCOVERED, REAL_REGISTRY, SNAPSHOT, read_json, write_json
 
-from loader.compose import (
-    CURATED as FROM_CURATED,
-)
-from loader.compose import (
-    DISCOVERED as FROM_DISCOVERED,
-)
-from loader.compose import (
-    DynamicFields,
-    merge_entry,
-    parse_entry_overrides,
-)
 from loader.config import load_config
-from loader.registry import Registry
+from loader.registry.compose import CURATED as FROM_CURATED
+from loader.registry.compose import DISCOVERED as FROM_DISCOVERED
+from loader.registry.compose import DynamicFields, merge_entry, parse_entry_overrides
+from loader.registry.core import Registry
 
 DYNAMIC = DynamicFields(
     [
@@ -93,7 +85,7 @@ def test_the_two_documented_disagreements_resolve_to_curated(real_registry):
 
 
 def test_six_real_entries_hold_the_none_string_and_select_repairs_it(real_registry):
-    from loader.service import select_model
+    from loader.registry.service import select_model
 
     registry = registry_for(real_registry)
     entries = registry.load()

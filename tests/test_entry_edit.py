@@ -19,7 +19,7 @@ FLORENCE = "florence-2-large_(FP16)"
 @pytest.fixture
 def run(demo_registry, capsys):
     """The CLI in-process against the demo copy: (exit code, stdout, stderr)."""
-    from loader.cli import main
+    from loader.frontdoors.cli import main
 
     def call(*args: str):
         code = main([*args, f"registry.dir={demo_registry}"])

@@ -26,7 +26,7 @@ def test_the_corpus_holds_at_least_100_distinct_cases():
 
 @pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
 def test_bad_input_in_process(case, tmp_path, capsys, monkeypatch):
-    from loader.cli import main
+    from loader.frontdoors.cli import main
 
     folder, args = materialize(case, tmp_path)
     for key, value in environment(folder).items():

@@ -23,8 +23,8 @@ from hardening_support import (
     unchanged,
 )
 
-from loader import hashing
 from loader.errors import ArtifactError
+from loader.integrity import hashing
 
 NAME = "alpha_(Q4)"
 
@@ -40,7 +40,7 @@ def reg(tmp_path) -> Path:
 
 
 def test_the_next_write_removes_a_dead_writers_temp_file_and_keeps_a_live_ones(reg):
-    from loader.layers import host_tag
+    from loader.registry.layers import host_tag
 
     dead = reg / f".{DISCOVERED}.{host_tag()}.{dead_pid()}.140000.tmp"
     # this test process is alive; one written before host names, with a dead pid,
@@ -336,8 +336,8 @@ def test_a_file_changed_while_hashed_fails_the_model(tmp_path, monkeypatch, chan
 
 def test_verify_records_nothing_for_a_model_whose_file_changed_while_hashed(tmp_path, monkeypatch):
     from loader.config import load_config
-    from loader.locks import verify_model
-    from loader.registry import Registry
+    from loader.integrity.version_locks import verify_model
+    from loader.registry.core import Registry
 
     root, _ = _model(tmp_path)
     reg = make_registry(
@@ -408,7 +408,7 @@ def test_a_few_doublings_still_resolve(reg):
 def test_a_non_finite_value_set_from_python_is_never_written(reg):
     from loader.config import load_config
     from loader.errors import RegistryWriteError
-    from loader.registry import Registry
+    from loader.registry.core import Registry
 
     registry = Registry(load_config([f"registry.dir={reg}"]))
     registry.get(NAME).generation_defaults["temperature"] = float("nan")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from loader import hashing
 from loader.errors import ArtifactError
+from loader.integrity import hashing
 
 SEED = int(os.environ.get("IMAGEWORKS_STRESS_SEED", "11"))
 ROUNDS = int(os.environ.get("IMAGEWORKS_STRESS_ROUNDS", "40"))

@@ -47,7 +47,7 @@ def test_kill_9_during_writes_never_corrupts_and_the_next_write_cleans_up(regist
 
 def test_a_temp_file_from_a_killed_writer_is_removed_by_a_read_that_refreshes(registry):
     folder, names = registry
-    from loader.layers import host_tag
+    from loader.registry.layers import host_tag
 
     # no such process id on Linux
     stale = folder / f".{SNAPSHOT}.{host_tag()}.999999999.1.tmp"

@@ -13,7 +13,7 @@ import pytest
 from conftest import sha, write
 
 from loader.errors import EXIT_INTEGRITY, EXIT_USAGE, ArtifactError, BlobDigestMismatch
-from loader.hashing import (
+from loader.integrity.hashing import (
     ArtifactSet,
     HashCache,
     HashStats,

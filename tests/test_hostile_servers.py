@@ -20,7 +20,7 @@ from hostile_support import CAP_BYTES, DEADLINE_S, PEAK_RSS_MB, SLACK_S, Case, m
 from importers_support import PHI4, QWEN3, empty_registry_folder, model
 from probe_support import QWEN_VL, set_args
 
-from loader.probe import solid_png
+from loader.probe.vision import solid_png
 
 HOSTILE_MODES = [
     "trickle-body",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import CURATED, DISCOVERED, REAL_REGISTRY, read_json, run_cli, write_json
 
-from loader.locks import legacy_subset_sha256
+from loader.integrity.version_locks import legacy_subset_sha256
 
 FLORENCE = "florence-2-large_(FP16)"
 

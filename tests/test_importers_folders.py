@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from loader.hashing import aggregate_sha256
-from loader.schema import normalize_capabilities
+from loader.integrity.hashing import aggregate_sha256
+from loader.registry.schema import normalize_capabilities
 from tests.conftest import CURATED, DISCOVERED, SNAPSHOT, folder_digest, read_json, sha, write
 from tests.importers_support import (
     FORMATS,
@@ -426,7 +426,7 @@ def test_one_folder_is_never_recorded_under_two_names(registry, weights):
 def test_the_python_api_refuses_a_second_name_for_a_recorded_download(registry, weights):
     from loader.config import load_config
     from loader.errors import RegistryWriteError
-    from loader.registry import Registry, RegistryEntry
+    from loader.registry.core import Registry, RegistryEntry
 
     folder = model_folder(weights, "awq")
     assert run(registry, "import-dir", str(folder)).returncode == 0

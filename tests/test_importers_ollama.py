@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from loader.hashing import aggregate_sha256
 from loader.importers.ollama import ollama_base_url, ollama_entry_name
-from loader.schema import canonical_only, normalize_capabilities
+from loader.integrity.hashing import aggregate_sha256
+from loader.registry.schema import canonical_only, normalize_capabilities
 from tests.conftest import (
     CURATED,
     DISCOVERED,

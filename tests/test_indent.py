@@ -10,8 +10,8 @@ import sys
 import pytest
 from conftest import DEMO_REGISTRY, REAL_REGISTRY, ROOT
 
-from loader import indent
-from loader.layers import JsonStyle
+from loader.registry import indent
+from loader.registry.layers import JsonStyle
 
 TRICKY = ['"', "\\", "[", "]", "{", "}", ",", ": ", "\n", "\x00", "\u2028", "é", "🙂", "\\u0041"]
 SLOT = "\x00imageworks-loader:nested\x00"  # the encoder's own placeholder, as data

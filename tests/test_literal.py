@@ -61,7 +61,7 @@ def test_the_snapshot_and_its_fast_path_return_the_literal_text(tmp_path, monkey
     """A layer holding only escaped text is still served from the snapshot
     (nothing in it depends on config), and both return the text itself."""
     from loader.config import load_config
-    from loader.registry import Registry
+    from loader.registry.core import Registry
 
     monkeypatch.setenv("HOME", "/home/should-not-appear")
     text = "${oc.env:HOME} and ${missing}"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from loader.locking import LockTimeout, file_lock
+from loader.integrity.file_locks import LockTimeout, file_lock
 
 HOLDER = """
 import sys, time

@@ -349,7 +349,7 @@ def test_refusals_exit_1_and_kill_nothing(orchestra):
 
 
 def test_the_hydra_app_reaches_the_same_operations(orchestra):
-    from loader.apps import main
+    from loader.frontdoors.apps import main
 
     state = activated(orchestra, FLORENCE)
     proc = subprocess.run(
@@ -366,7 +366,7 @@ def test_the_hydra_app_reaches_the_same_operations(orchestra):
 
 def test_the_python_api_for_long_running_callers(orchestra):
     from loader.orchestrator import activate, current, deactivate
-    from loader.registry import Registry
+    from loader.registry.core import Registry
 
     registry = Registry(orchestra.config())
     assert current(registry=registry) is None

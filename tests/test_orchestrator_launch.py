@@ -12,7 +12,7 @@ from loader.errors import OrchestrationError
 from loader.orchestrator import Settings
 from loader.orchestrator.launch import build_launch, log_path_for
 from loader.orchestrator.state import State, read_state, write_state
-from loader.schema import RegistryEntry
+from loader.registry.schema import RegistryEntry
 
 
 def settings(*overrides: str) -> Settings:

@@ -37,13 +37,8 @@ from probe_support import (
 
 from loader.config import load_config
 from loader.errors import CapabilityError, ProbeInputError
-from loader.probe import (
-    COLOURS,
-    PROBE_VERSION,
-    ProbeResult,
-    run_vision_probe,
-)
-from loader.registry import Registry
+from loader.probe.vision import COLOURS, PROBE_VERSION, ProbeResult, run_vision_probe
+from loader.registry.core import Registry
 
 RESULT_KEYS = {
     "vision_ok",

@@ -11,7 +11,7 @@ from probe_support import QWEN_VL, SERVER, image_bytes
 
 from loader.config import load_config
 from loader.errors import RegistryLoadError
-from loader.probe import (
+from loader.probe.vision import (
     COLOURS,
     image_mime,
     names_colour,
@@ -20,7 +20,7 @@ from loader.probe import (
     solid_png,
     visible_answer,
 )
-from loader.registry import Registry
+from loader.registry.core import Registry
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from conftest import CURATED, DISCOVERED, ROOT, SNAPSHOT, read_json, run_cli, wr
 
 from loader import operations
 from loader.config import load_config
-from loader.registry import Registry
+from loader.registry.core import Registry
 
 GENERATOR = ROOT / "bench" / "gen_registry.py"
 
@@ -24,7 +24,8 @@ from loader import cli
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
     code = cli.main(sys.argv[1:])
-heavy = [m for m in ("pydantic", "omegaconf", "hydra", "loader.schema") if m in sys.modules]
+HEAVY = ("pydantic", "omegaconf", "hydra", "loader.registry.schema")
+heavy = [m for m in HEAVY if m in sys.modules]
 print(json.dumps({"code": code, "rows": len(json.loads(out.getvalue())), "heavy": heavy}))
 """
 
@@ -140,7 +141,7 @@ def test_plain_and_validated_rows_agree_on_defaults_and_lax_values(tmp_path):
 
 
 def test_select_model_sees_an_edit_saved_just_before_the_call(real_registry):
-    from loader.service import select_model
+    from loader.registry.service import select_model
 
     registry = Registry(load_config([f"registry.dir={real_registry}"]))
     name = "qwen2.5-vl-7b-instruct_(AWQ)"
@@ -156,7 +157,7 @@ def test_select_model_sees_an_edit_saved_just_before_the_call(real_registry):
 
 
 def test_select_model_sees_entries_replaced_or_changed_in_memory(real_registry):
-    from loader.service import select_model
+    from loader.registry.service import select_model
 
     registry = Registry(load_config([f"registry.dir={real_registry}"]))
     name = "qwen3_8b_(Q4_K_M)"

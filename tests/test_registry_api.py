@@ -10,11 +10,11 @@ import sys
 import pytest
 from conftest import CURATED, DISCOVERED, SNAPSHOT, folder_digest, read_json, write_json
 
-from loader import registry as api
 from loader.config import load_config
 from loader.errors import RegistryWriteError, UnknownModelError
-from loader.registry import Registry, use_registry
-from loader.schema import RegistryEntry
+from loader.registry import core as api
+from loader.registry.core import Registry, use_registry
+from loader.registry.schema import RegistryEntry
 
 
 @pytest.fixture

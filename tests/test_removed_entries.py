@@ -46,7 +46,7 @@ def test_remove_entry_removes_it_from_the_snapshot(folder, tmp_path):
     assert cli(folder, tmp_path, "list").returncode == 0
     assert "tooling-only_(C)" in snapshot_names(folder)
 
-    from loader.registry import load_registry, remove_entry
+    from loader.registry.core import load_registry, remove_entry
 
     load_registry(folder)
     remove_entry("tooling-only_(C)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import REAL_REGISTRY, SNAPSHOT, read_json
 
-from loader.schema import (
+from loader.registry.schema import (
     CANONICAL_CAPABILITIES,
     CAPABILITY_SYNONYMS,
     RegistryEntry,

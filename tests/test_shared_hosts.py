@@ -14,7 +14,8 @@ import socket
 import pytest
 from hardening_support import dead_pid
 
-from loader import config, layers
+from loader import config
+from loader.registry import layers
 
 
 @pytest.fixture

@@ -67,8 +67,8 @@ def simple_commands(script: str) -> list[list[str]]:
 def check_loader_words(words: list[str]) -> None:
     """An ``imageworks-loader`` command line: a real subcommand with arguments it
     accepts, and overrides that compose (Hydra, offline)."""
-    from loader.cli import build_parser, split_overrides
     from loader.config import load_config
+    from loader.frontdoors.cli import build_parser, split_overrides
 
     if words == ["--version"]:
         return

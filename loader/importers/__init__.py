@@ -11,7 +11,7 @@ discovered layer through ``Registry.save()``, or nothing on a dry run.
 
 from __future__ import annotations
 
-from .folders import import_dirs, rediscover
-from .ollama import import_ollama
+from loader.importers.folders import import_dirs, rediscover
+from loader.importers.ollama import import_ollama
 
 __all__ = ["import_dirs", "import_ollama", "rediscover"]

@@ -17,17 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import strictjson
-from ..errors import ImporterError
-from ..hashing import HashCache
-from ..layers import FileTooLarge, NotARegularFile, read_regular_file
-from ..literal import escape, literal
-from ..registry import Registry
-from ..schema import RegistryEntry
-from ..service import backend_default_port
-from .chat_template import TemplateStore, template_dir
-from .identity import PATH_FIELDS, from_another_host, get_field, needs_repair, set_field
-from .plan import (
+from loader.errors import ImporterError
+from loader.importers.chat_template import TemplateStore, template_dir
+from loader.importers.identity import (
+    PATH_FIELDS,
+    from_another_host,
+    get_field,
+    needs_repair,
+    set_field,
+)
+from loader.importers.plan import (
     Candidate,
     EntryChange,
     ImportPlan,
@@ -36,7 +35,7 @@ from .plan import (
     plan_import,
     refresh_patterns,
 )
-from .shape import (
+from loader.importers.shape import (
     display_name,
     entry_name,
     file_sha256,
@@ -45,6 +44,13 @@ from .shape import (
     relative_to_roots,
     stored_capabilities,
 )
+from loader.integrity.hashing import HashCache
+from loader.literal import escape, literal
+from loader.registry import strictjson
+from loader.registry.core import Registry
+from loader.registry.layers import FileTooLarge, NotARegularFile, read_regular_file
+from loader.registry.schema import RegistryEntry
+from loader.registry.service import backend_default_port
 
 # config.json's quantization_config.quant_method -> download_format
 _QUANT_FORMATS = {"awq": "awq", "gptq": "gptq", "fp8": "fp8", "bitsandbytes": "bnb", "bnb": "bnb"}
@@ -241,8 +247,8 @@ def folder_fields(
 ) -> tuple[str, dict[str, Any], dict[tuple[str, ...], Any]]:
     """A model folder as a new entry's name, its fields (as they resolve) and
     the fields stored as written (``${paths.models}/…``, ``${backends.B.port}``)."""
-    from ..hashing import aggregate_sha256, resolve_artifact_set
-    from ..locks import hash_artifacts
+    from loader.integrity.hashing import aggregate_sha256, resolve_artifact_set
+    from loader.integrity.version_locks import hash_artifacts
 
     path = os.path.abspath(folder)
     max_json = int(registry.cfg.get("importers.max_json_bytes") or MAX_JSON_BYTES)
@@ -323,7 +329,7 @@ def _import_folders(
     name: str | None,
     hash: bool,
 ) -> tuple[ImportPlan, HashCache, TemplateStore]:
-    from ..locks import hash_cache_for
+    from loader.integrity.version_locks import hash_cache_for
 
     entries = registry.ensure_loaded()
     recorded = {n: _local_folders(e) for n, e in sorted(entries.items()) if e.backend != "ollama"}

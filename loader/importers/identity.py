@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..schema import RegistryEntry
+from loader.registry.schema import RegistryEntry
 
 # The fields holding a local path: stored portably, repaired on a re-import.
 PATH_FIELDS: tuple[tuple[str, ...], ...] = (

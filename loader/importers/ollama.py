@@ -22,14 +22,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ArtifactError, ImporterError
-from ..hashing import HashCache
-from ..literal import literal
-from ..registry import Registry
-from ..service import backend_default_port
-from .ollama_client import URL_VARIABLE, OllamaReader, OllamaSettings
-from .ollama_door import CAPABILITIES, BadModel, model_facts, shown_tag, tag_of
-from .plan import (
+from loader.errors import ArtifactError, ImporterError
+from loader.importers.ollama_client import URL_VARIABLE, OllamaReader, OllamaSettings
+from loader.importers.ollama_door import CAPABILITIES, BadModel, model_facts, shown_tag, tag_of
+from loader.importers.plan import (
     Candidate,
     apply_plan,
     checked,
@@ -38,7 +34,11 @@ from .plan import (
     plan_import,
     refresh_patterns,
 )
-from .shape import display_name, entry_name, portable_port, stored_capabilities
+from loader.importers.shape import display_name, entry_name, portable_port, stored_capabilities
+from loader.integrity.hashing import HashCache
+from loader.literal import literal
+from loader.registry.core import Registry
+from loader.registry.service import backend_default_port
 
 __all__ = ["URL_VARIABLE", "import_ollama", "ollama_base_url", "ollama_entry_name"]
 
@@ -153,8 +153,8 @@ def _manifest_artifacts(
     registry: Registry, tag: str, name: str, cache: HashCache, folder: Path
 ) -> dict[str, Any] | None:
     """Artifacts from the tag's manifest in the Ollama models folder."""
-    from ..hashing import aggregate_sha256, resolve_artifact_set
-    from ..locks import hash_artifacts
+    from loader.integrity.hashing import aggregate_sha256, resolve_artifact_set
+    from loader.integrity.version_locks import hash_artifacts
 
     try:
         artifact_set = resolve_artifact_set(
@@ -218,7 +218,7 @@ def import_ollama(
 
     The report's ``refused`` lists each model that could not be recorded (its
     tag and the one-line reason); the good ones are recorded all the same."""
-    from ..locks import hash_cache_for
+    from loader.integrity.version_locks import hash_cache_for
 
     base = ollama_base_url(url or registry.cfg.get("importers.ollama.url"))
     settings = OllamaSettings.from_group(registry.cfg.get("importers.ollama"))

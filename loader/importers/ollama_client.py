@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ImporterError
-from ..livecall import Limits, LiveCallError, LiveClient
-from .ollama_door import BadModel
+from loader.errors import ImporterError
+from loader.importers.ollama_door import BadModel
+from loader.livecall import Limits, LiveCallError, LiveClient
 
 URL_VARIABLE = "OLLAMA_HOST"
 

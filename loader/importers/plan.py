@@ -18,11 +18,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..compose import set_path
-from ..errors import ImporterError
-from ..registry import Registry
-from ..schema import RegistryEntry
-from .shape import drop_none
+from loader.errors import ImporterError
+from loader.importers.shape import drop_none
+from loader.registry.compose import set_path
+from loader.registry.core import Registry
+from loader.registry.schema import RegistryEntry
 
 # Fields compared key by key; every other field is one value (a capability map
 # is replaced whole or not at all, never merged with a curated one).

@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..literal import escape
-from ..schema import CANONICAL_CAPABILITIES, CAPABILITY_SYNONYMS
+from loader.literal import escape
+from loader.registry.schema import CANONICAL_CAPABILITIES, CAPABILITY_SYNONYMS
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from loader.config import Config
 
 # The stored capability form, key order as in the real registry: each
 # canonical key's ImageWorks synonyms, in the schema's table order.
@@ -124,6 +124,6 @@ def portable_port(cfg: Config, backend: str) -> str | int:
         return "${backends." + backend + ".port}"
     if backend not in backends and "default" in backends:
         return "${backends.default.port}"
-    from ..service import backend_default_port
+    from loader.registry.service import backend_default_port
 
     return backend_default_port(cfg, backend)

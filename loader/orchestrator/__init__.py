@@ -20,8 +20,8 @@ checks), ``server`` (start and wait), ``switch`` (the three operations).
 
 from __future__ import annotations
 
-from .settings import Settings
-from .state import State
-from .switch import activate, current, deactivate
+from loader.orchestrator.settings import Settings
+from loader.orchestrator.state import State
+from loader.orchestrator.switch import activate, current, deactivate
 
 __all__ = ["Settings", "State", "activate", "current", "deactivate"]

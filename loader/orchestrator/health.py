@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .settings import Settings
+from loader.orchestrator.settings import Settings
 
 if TYPE_CHECKING:  # imported when first used: current-model needs no HTTP
-    from ..livecall import Answer, LiveCallError, LiveClient
+    from loader.livecall import Answer, LiveCallError, LiveClient
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def check_health(
 ) -> Health:
     """One round of checks against ``health_host:port``, ending within
     ``within`` seconds when given."""
-    from ..livecall import Limits, LiveCallError, LiveClient
+    from loader.livecall import Limits, LiveCallError, LiveClient
 
     base = f"http://{_url_host(settings.health_host)}:{port}"
     limits = Limits(total_s=settings.request_timeout_s, max_bytes=settings.health_max_bytes)
@@ -54,7 +54,7 @@ def check_health(
 
 
 def _status(client: LiveClient, url: str) -> int | str:
-    from ..livecall import LiveCallError
+    from loader.livecall import LiveCallError
 
     try:
         return client.get(url).status
@@ -72,7 +72,7 @@ def _reason(exc: LiveCallError) -> str:
 
 
 def _listed_model(answer: Answer, served_id: str) -> dict[str, Any] | None:
-    from ..livecall import LiveCallError
+    from loader.livecall import LiveCallError
 
     try:
         data = answer.json()

@@ -8,9 +8,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import OrchestrationError
-from ..schema import RegistryEntry
-from .settings import Settings
+from loader.errors import OrchestrationError
+from loader.orchestrator.settings import Settings
+from loader.registry.schema import RegistryEntry
 
 # Set by the orchestrator itself; an entry that sets them would move or rename
 # the server behind the orchestrator's back.

@@ -18,7 +18,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import OrchestrationError
+from loader.errors import OrchestrationError
 
 PROC = Path("/proc")
 

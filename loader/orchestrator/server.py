@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import OrchestrationError
-from . import cgroup, logwriter, signals
-from .health import Health, check_health
-from .launch import LaunchPlan, tail
-from .process import ProcStat, proc_stat
-from .settings import Settings
-from .tree import TOKEN_VAR, Tree, kill_tree, new_token
+from loader.errors import OrchestrationError
+from loader.orchestrator import cgroup, logwriter, signals
+from loader.orchestrator.health import Health, check_health
+from loader.orchestrator.launch import LaunchPlan, tail
+from loader.orchestrator.process import ProcStat, proc_stat
+from loader.orchestrator.settings import Settings
+from loader.orchestrator.tree import TOKEN_VAR, Tree, kill_tree, new_token
 
 # Servers (and log writers) this process started, so they are reaped here
 # rather than left as zombies (and Python does not warn that they outlive

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
-from ..errors import OrchestrationError
+from loader.config import Config
+from loader.errors import OrchestrationError
 
 
 @dataclass(frozen=True)

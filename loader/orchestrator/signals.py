@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import OrchestrationError
+from loader.errors import OrchestrationError
 
 CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 

@@ -20,9 +20,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import strictjson
-from ..errors import OrchestrationError
-from ..layers import FileTooLarge, NotARegularFile, atomic_write_bytes, read_regular_file
+from loader.errors import OrchestrationError
+from loader.registry import strictjson
+from loader.registry.layers import (
+    FileTooLarge,
+    NotARegularFile,
+    atomic_write_bytes,
+    read_regular_file,
+)
 
 # A state is a few hundred bytes; its argv may be long, never this long.
 MAX_STATE_BYTES = 1024 * 1024

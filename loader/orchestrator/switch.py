@@ -10,18 +10,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import OrchestrationError, RegistryWriteError
-from ..locking import LockTimeout, file_lock
-from ..registry import Registry, default_registry
-from . import cgroup
-from .health import check_health
-from .launch import build_launch
-from .process import boot_id, describe, lock_holders, port_holders, port_in_use
-from .server import forget, start_server
-from .settings import Settings
-from .signals import critical, signals_unwind
-from .state import State, clear_state, read_state, write_state
-from .tree import Liveness, identify, kill_tree, stop_tree
+from loader.errors import OrchestrationError, RegistryWriteError
+from loader.integrity.file_locks import LockTimeout, file_lock
+from loader.orchestrator import cgroup
+from loader.orchestrator.health import check_health
+from loader.orchestrator.launch import build_launch
+from loader.orchestrator.process import boot_id, describe, lock_holders, port_holders, port_in_use
+from loader.orchestrator.server import forget, start_server
+from loader.orchestrator.settings import Settings
+from loader.orchestrator.signals import critical, signals_unwind
+from loader.orchestrator.state import State, clear_state, read_state, write_state
+from loader.orchestrator.tree import Liveness, identify, kill_tree, stop_tree
+from loader.registry.core import Registry, default_registry
 
 # How long a stopped server's port may take to be free (its sockets close as
 # its processes exit; this only covers the kernel's own bookkeeping).
@@ -181,7 +181,7 @@ def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
 def _record_activation(
     registry: Registry, name: str, startup_s: float, max_model_len: int | None
 ) -> None:
-    from ..hosts import host_name, record
+    from loader.registry.hosts import host_name, record
 
     entry = registry.get(name)
     entry.performance.activation = {

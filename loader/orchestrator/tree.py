@@ -45,9 +45,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from . import cgroup
-from .launch import flag_name
-from .process import (
+from loader.orchestrator import cgroup
+from loader.orchestrator.launch import flag_name
+from loader.orchestrator.process import (
     ProcStat,
     all_processes,
     boot_id,
@@ -58,7 +58,7 @@ from .process import (
     signal_exact,
     start_epoch,
 )
-from .state import State
+from loader.orchestrator.state import State
 
 TOKEN_VAR = "IMAGEWORKS_VLLM_INSTANCE"
 # The chat proxy records started_at once the process exists; the boot time is

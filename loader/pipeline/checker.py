@@ -14,7 +14,7 @@ from typing import Any
 
 from doit.dependency import FileChangedChecker
 
-from ..hashing import HashCache
+from loader.integrity.hashing import HashCache
 
 
 def _stat_state(st: os.stat_result) -> list[int]:

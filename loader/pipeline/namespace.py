@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..tasks import hash_tasks, snapshot_task, verify_tasks
-from . import operation_tasks
+from loader.pipeline import operation_tasks
+from loader.pipeline.tasks import hash_tasks, snapshot_task, verify_tasks
 
 if TYPE_CHECKING:
-    from ..tasks import Graph
+    from loader.pipeline.tasks import Graph
 
 # Opt-in groups (run when named, or when the profile enables them) and the
 # profile key that enables each; they run first: later tasks see what they import.
@@ -53,9 +53,9 @@ def _task_names(group: str, tasks: Any) -> list[str]:
 
 def dodo_namespace(graph: Graph, *, in_process: bool = False) -> dict[str, Any]:
     """``DOIT_CONFIG`` and the ``task_*`` generators for one graph."""
-    from .checker import checker_for
-    from .reporter import reporter_for
-    from .state import prepare_state
+    from loader.pipeline.checker import checker_for
+    from loader.pipeline.reporter import reporter_for
+    from loader.pipeline.state import prepare_state
 
     # Before doit opens its database: one line, not doit's traceback.
     database = prepare_state(graph.state_dir, graph.files.folder)

@@ -11,10 +11,10 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..tasks import hash_record, operation_action
+from loader.pipeline.tasks import hash_record, operation_action
 
 if TYPE_CHECKING:
-    from ..tasks import Graph
+    from loader.pipeline.tasks import Graph
 
 
 # The module each operation lives in: finding it is enough to know the
@@ -46,8 +46,8 @@ FAILED_ALONE = "failed_alone"
 def failing_alone(operation: str, graph: Graph) -> Any:
     """The operation as a task action whose errors fail only this task: an
     Ollama that is down (a runner without one) must not hold back the snapshot."""
-    from ..errors import RegistryError
-    from ..tasks import call_operation
+    from loader.errors import RegistryError
+    from loader.pipeline.tasks import call_operation
 
     def action() -> dict[str, Any]:
         try:
@@ -118,7 +118,7 @@ def probe_candidates(graph: Graph) -> list[str]:
     ]
     if not names:
         return []
-    from ..schema import capability_of  # only now: it brings pydantic
+    from loader.registry.schema import capability_of  # only now: it brings pydantic
 
     return [n for n in names if capability_of(graph.entries[n].get("capabilities"), "vision")]
 
@@ -163,7 +163,7 @@ def probe_tasks(graph: Graph) -> list[dict[str, Any]]:
     names = probe_candidates(graph)
     if not names:
         return []
-    from ..probe import config_sha256
+    from loader.probe.vision import config_sha256
 
     digest = config_sha256(graph.config)
     desired = graph.config.get("orchestrator.desired")

@@ -14,12 +14,12 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EXIT_OK, EXIT_USAGE, RegistryError
-from ..layers import atomic_write_bytes
-from .reporter import RunRecord, TaskRecord, now
+from loader.errors import EXIT_OK, EXIT_USAGE, RegistryError
+from loader.pipeline.reporter import RunRecord, TaskRecord, now
+from loader.registry.layers import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from ..tasks import Graph
+    from loader.pipeline.tasks import Graph
 
 REPORT_SCHEMA = "imageworks-loader/refresh-report/1"
 MODEL_TASKS = ("hash", "verify", "probe")

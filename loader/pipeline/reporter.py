@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 from doit.exceptions import TaskFailed, UnmetDependency
 from doit.reporter import ConsoleReporter
 
-from ..errors import EXIT_OK, EXIT_USAGE, RegistryError, VersionLockViolation
+from loader.errors import EXIT_OK, EXIT_USAGE, RegistryError, VersionLockViolation
 
 if TYPE_CHECKING:
-    from ..tasks import Graph
+    from loader.pipeline.tasks import Graph
 
 
 class OperationFailed(TaskFailed):
@@ -226,7 +226,7 @@ class PipelineReporter(ConsoleReporter):
             names = ", ".join(f"{r.task} (exit {r.exit_code})" for r in failed)
             self._log("error", "run-failed", None, f"{len(failed)} task(s) failed: {names}")
         if "refresh" in record.selected:
-            from .report import build_report, write_outputs
+            from loader.pipeline.report import build_report, write_outputs
 
             write_outputs(self.graph, build_report(self.graph, record), self._log)
         self.graph.last_run = record

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import RegistryError
+from loader.errors import RegistryError
 
 if TYPE_CHECKING:
-    from ..tasks import Graph
-    from .report import RunRecord
+    from loader.pipeline.report import RunRecord
+    from loader.pipeline.tasks import Graph
 
 
 class PipelineError(RegistryError):
@@ -25,7 +25,7 @@ def run_graph(graph: Graph, tasks: Sequence[str], *, jobs: int = 1) -> RunRecord
     from doit.cmd_base import ModuleTaskLoader
     from doit.doit_cmd import DoitMain
 
-    from .namespace import dodo_namespace
+    from loader.pipeline.namespace import dodo_namespace
 
     graph.last_run = None
     argv = ["run", *(["-n", str(jobs)] if jobs > 1 else []), *tasks]

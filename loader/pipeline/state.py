@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import RegistryWriteError
+from loader.errors import RegistryWriteError
 
 DATABASE = "doit.sqlite3"
 # Errors that say the file is not a usable database (not: locked, busy, full).

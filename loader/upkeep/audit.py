@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..compose import CURATED, DISCOVERED, Sources, layer_of
-from ..registry import Registry
-from ..schema import RegistryEntry
-from .fixes import Fixer, covers, drop_curated, merged, move_dynamic, set_null
-from .layer_edit import Entries, edit_layers, value_at
+from loader.registry.compose import CURATED, DISCOVERED, Sources, layer_of
+from loader.registry.core import Registry
+from loader.registry.schema import RegistryEntry
+from loader.upkeep.fixes import Fixer, covers, drop_curated, merged, move_dynamic, set_null
+from loader.upkeep.layer_edit import Entries, edit_layers, value_at
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}

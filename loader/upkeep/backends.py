@@ -11,10 +11,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..errors import OverrideError
-from ..livecall import Limits, LiveCallError, LiveClient
-from ..registry import Registry
-from ..service import endpoint_url
+from loader.errors import OverrideError
+from loader.livecall import Limits, LiveCallError, LiveClient
+from loader.registry.core import Registry
+from loader.registry.service import endpoint_url
 
 
 def _probe_url(endpoint: str) -> str:

@@ -14,12 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .. import strictjson
-from ..compose import CURATED, DISCOVERED, Sources, _parse_value
-from ..errors import OverrideError, UnknownModelError
-from ..registry import Registry, unknown_message
-from ..schema import RegistryEntry
-from .layer_edit import (
+from loader.errors import OverrideError, UnknownModelError
+from loader.registry import strictjson
+from loader.registry.compose import CURATED, DISCOVERED, Sources, _parse_value
+from loader.registry.core import Registry, unknown_message
+from loader.registry.schema import RegistryEntry
+from loader.upkeep.layer_edit import (
     Entries,
     Path_,
     drop,

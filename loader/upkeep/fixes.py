@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..compose import CURATED, DISCOVERED
-from .layer_edit import Entries, drop, layer_entry, put, value_at
+from loader.registry.compose import CURATED, DISCOVERED
+from loader.upkeep.layer_edit import Entries, drop, layer_entry, put, value_at
 
 Fixer = Callable[[dict[str, Entries]], None]
 

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..compose import CURATED, DISCOVERED, Composed, Sources, validate
-from ..errors import OverrideError, RegistryWriteError
-from ..layers import Layer, registry_lock, write_if_changed
-from ..registry import Registry
+from loader.errors import OverrideError, RegistryWriteError
+from loader.registry.compose import CURATED, DISCOVERED, Composed, Sources, validate
+from loader.registry.core import Registry
+from loader.registry.layers import Layer, registry_lock, write_if_changed
 
 Path_ = tuple[str, ...]
 Entries = list[dict[str, Any]]

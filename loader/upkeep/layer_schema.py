@@ -43,7 +43,7 @@ def _relax_model(schema: dict[str, Any], *, is_entry: bool = False) -> None:
 
 def layer_schema() -> dict[str, Any]:
     """The schema as a JSON-ready dict (the same every run)."""
-    from ..schema import RegistryEntry
+    from loader.registry.schema import RegistryEntry
 
     entry = copy.deepcopy(RegistryEntry.model_json_schema())
     defs = entry.pop("$defs", {})

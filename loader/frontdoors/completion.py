@@ -16,7 +16,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from .cli import COMPLETE_NAMES, PROG
+from loader.frontdoors.cli import COMPLETE_NAMES, PROG
 
 _FUNCTION = "_imageworks_loader_models"
 
@@ -52,8 +52,8 @@ def model_names() -> list[str]:
     TAB, so the names are kept in the user's cache keyed by the two layer
     files' stats: a TAB after no edit reads one small file.
     """
-    from .config import cache_dir, load_config, registry_dir, write_cache_file
-    from .snapshot import stat_stamp
+    from loader.config import cache_dir, load_config, registry_dir, write_cache_file
+    from loader.registry.snapshot import stat_stamp
 
     cfg = load_config()
     folder = registry_dir(cfg)

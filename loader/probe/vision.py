@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ProbeInputError, RegistryLoadError
-from .literal import literal
-from .livecall import Limits, LiveCallError, LiveClient
-from .probe_images import (
+from loader.errors import ProbeInputError, RegistryLoadError
+from loader.literal import literal
+from loader.livecall import Limits, LiveCallError, LiveClient
+from loader.probe.images import (
     COLOURS,
     MAX_IMAGE_BYTES,
     PNG_MAGIC,
@@ -31,11 +31,11 @@ from .probe_images import (
     solid_png,
     user_image,
 )
-from .registry import Registry, default_registry
-from .service import SelectedModel, select_model
+from loader.registry.core import Registry, default_registry
+from loader.registry.service import SelectedModel, select_model
 
 if TYPE_CHECKING:
-    from .config import Config
+    from loader.config import Config
 
 __all__ = [
     "COLOURS",
@@ -371,7 +371,7 @@ def run_vision_probe(
         aggregate_sha256=aggregate,
         config_sha256=config_sha256(registry.cfg),
     )
-    from .hosts import host_name, record
+    from loader.registry.hosts import host_name, record
 
     entry = registry.get(name)
     entry.probes.vision = literal(result.to_json())

@@ -12,8 +12,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ProbeInputError
-from .layers import FileTooLarge, NotARegularFile, read_regular_file
+from loader.errors import ProbeInputError
+from loader.registry.layers import FileTooLarge, NotARegularFile, read_regular_file
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),

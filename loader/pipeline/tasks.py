@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import Config, load_config
-from .errors import EXIT_INTEGRITY, ArtifactError, RegistryError
-from .hashing import ArtifactSet, resolve_artifact_set
-from .snapshot import LayerFiles, layer_files_for
+from loader.config import Config, load_config
+from loader.errors import EXIT_INTEGRITY, ArtifactError, RegistryError
+from loader.integrity.hashing import ArtifactSet, resolve_artifact_set
+from loader.registry.snapshot import LayerFiles, layer_files_for
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from loader.registry.core import Registry
 
 
 def overrides_from_doit_vars(variables: Mapping[str, str]) -> list[str]:
@@ -68,9 +68,9 @@ class Graph:
 
     @functools.cached_property
     def registry(self) -> Registry:
-        from .hashing import HashCache
-        from .registry import Registry
-        from .savebatch import SaveBatch
+        from loader.integrity.hashing import HashCache
+        from loader.registry.core import Registry
+        from loader.registry.savebatch import SaveBatch
 
         registry = self.given_registry or Registry(self.config, defer_snapshot_refresh=True)
         # One save per recorded model made a first run quadratic: record in
@@ -100,8 +100,8 @@ class Graph:
 def _confirmed_snapshot(config: Config, files: LayerFiles) -> dict[str, dict[str, Any]] | None:
     """The snapshot as plain data when it is known to be what the current layers
     compose to (the check ``Registry.load`` makes), else None."""
-    from .compose import DynamicFields
-    from .snapshot import SnapshotStamps
+    from loader.registry.compose import DynamicFields
+    from loader.registry.snapshot import SnapshotStamps
 
     stamps = SnapshotStamps(files, DynamicFields(config.get("registry.dynamic_fields")))
     stats = stamps.current()
@@ -156,7 +156,7 @@ class OperationOutcome(RegistryError):
 def call_operation(operation: str, graph: Graph, arguments: dict[str, Any]) -> Any:
     """Call an operation as the CLI does; its warnings go to stderr, a non-zero
     ``Outcome`` raises ``OperationOutcome`` with its message."""
-    from .operations import OPERATIONS, Outcome, Text
+    from loader.operations import OPERATIONS, Outcome, Text
 
     result = OPERATIONS[operation].call(graph.registry, arguments)
     if isinstance(result, Text):  # printed as it is (audit's JSON Lines)
@@ -185,7 +185,7 @@ def guarded(call: Callable[[], Any]) -> Callable[[], Any]:
     ``RegistryError`` becomes a one-line failure carrying its exit code."""
 
     def action() -> Any:
-        from .pipeline.reporter import OperationFailed
+        from loader.pipeline.reporter import OperationFailed
 
         try:
             result = call()
@@ -224,7 +224,7 @@ def hash_record(graph: Graph, name: str) -> str:
 
 
 def _write_record(path: str, record: dict[str, Any]) -> None:
-    from .layers import atomic_write_bytes
+    from loader.registry.layers import atomic_write_bytes
 
     data = json.dumps(record, sort_keys=True).encode()
     try:
@@ -245,7 +245,7 @@ def hash_tasks(graph: Graph) -> list[dict[str, Any]]:
         record = hash_record(graph, name)
 
         def run(name: str = name, deps: list[str] = deps, record: str = record) -> dict:
-            from .locks import hash_model
+            from loader.integrity.version_locks import hash_model
 
             result = hash_model(graph.registry.get(name), registry=graph.registry)
             result["stamp"] = files_stamp(deps)
@@ -339,7 +339,7 @@ def verify_tasks(graph: Graph) -> list[dict[str, Any]]:
 
 
 def _unprovable_lock_task(name: str, reason: str) -> dict[str, Any]:
-    from .pipeline.reporter import OperationFailed
+    from loader.pipeline.reporter import OperationFailed
 
     message = f"model {name!r} is locked but cannot be verified on this host: {reason}"
 

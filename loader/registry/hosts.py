@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .schema import RegistryEntry
+    from loader.config import Config
+    from loader.registry.schema import RegistryEntry
 
 FIELD = "hosts"
 

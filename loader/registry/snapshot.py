@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .compose import RULES_VERSION, DynamicFields
-from .config import Config, cache_dir, registry_dir, write_cache_file
+from loader.config import Config, cache_dir, registry_dir, write_cache_file
+from loader.registry.compose import RULES_VERSION, DynamicFields
 
 Stat = tuple[int, int, int, int]
 

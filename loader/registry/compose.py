@@ -18,13 +18,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import strictjson
-from .config import omegaconf_reason
-from .errors import EntryValidationError, InterpolationError, OverrideError
+from loader.config import omegaconf_reason
+from loader.errors import EntryValidationError, InterpolationError, OverrideError
+from loader.registry import strictjson
 
 if TYPE_CHECKING:
-    from .layers import Layer
-    from .schema import RegistryEntry
+    from loader.registry.layers import Layer
+    from loader.registry.schema import RegistryEntry
 
 # Bump when the merge rules change: snapshots stamped under older rules are
 # then composed again instead of trusted.
@@ -375,7 +375,7 @@ def validate(
     """Validate every merged entry; the first bad field is reported precisely."""
     from pydantic import ValidationError
 
-    from .schema import RegistryEntry
+    from loader.registry.schema import RegistryEntry
 
     entries: dict[str, RegistryEntry] = {}
     _warn_zero_ports(result, sources, dynamic)

@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .config import Config, conf_dir
-from .errors import OverrideError
+from loader.config import Config, conf_dir
+from loader.errors import OverrideError
 
 _ENV_REF = re.compile(r"\$\{oc\.env:([A-Za-z_]\w*)")
 _MISSING = object()

@@ -20,13 +20,13 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .compose import iter_interpolated
-from .errors import RegistryError
-from .literal import interpolates
+from loader.errors import RegistryError
+from loader.literal import interpolates
+from loader.registry.compose import iter_interpolated
 
 if TYPE_CHECKING:
-    from .compose import Sources
-    from .config import Config
+    from loader.config import Config
+    from loader.registry.compose import Sources
 
 RULE_KEYS = (
     "registry.dynamic_fields",

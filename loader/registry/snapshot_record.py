@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .layers import atomic_write_bytes, remove_dead_temps
+from loader.registry.layers import atomic_write_bytes, remove_dead_temps
 
 if TYPE_CHECKING:
-    from .compose import Sources
+    from loader.registry.compose import Sources
 
 _FORMAT = 1
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import indent, strictjson
-from .errors import RegistryLoadError, RegistryWriteError
-from .locking import LockTimeout, file_lock
+from loader.errors import RegistryLoadError, RegistryWriteError
+from loader.integrity.file_locks import LockTimeout, file_lock
+from loader.registry import indent, strictjson
 
 LOCK_NAME = ".model_registry.lock"
 LOCK_TIMEOUT_S = 60.0

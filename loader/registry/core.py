@@ -16,8 +16,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .capabilities import canonical_only, clean_served_model_id
-from .compose import (
+from loader.config import Config, load_config
+from loader.errors import RegistryError, RegistryLoadError, RegistryWriteError, UnknownModelError
+from loader.registry.capabilities import canonical_only, clean_served_model_id
+from loader.registry.compose import (
     CURATED,
     DISCOVERED,
     OVERRIDE,
@@ -32,10 +34,8 @@ from .compose import (
     set_path,
     validate,
 )
-from .config import Config, load_config
-from .downloads import refuse_duplicate_downloads
-from .errors import RegistryError, RegistryLoadError, RegistryWriteError, UnknownModelError
-from .layers import (
+from loader.registry.downloads import refuse_duplicate_downloads
+from loader.registry.layers import (
     DEFAULT_MAX_LAYER_BYTES,
     LOCK_TIMEOUT_S,
     Layer,
@@ -47,14 +47,14 @@ from .layers import (
     registry_lock,
     write_if_changed,
 )
-from .snapshot import LayerFiles, SnapshotStamps, Stat, layer_files_for, stat_stamp
-from .snapshot_record import snapshot_only_names
+from loader.registry.snapshot import LayerFiles, SnapshotStamps, Stat, layer_files_for, stat_stamp
+from loader.registry.snapshot_record import snapshot_only_names
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from .savebatch import SaveBatch
-    from .schema import RegistryEntry
+    from loader.registry.savebatch import SaveBatch
+    from loader.registry.schema import RegistryEntry
 
 __all__ = [
     "Registry",
@@ -76,7 +76,7 @@ def __getattr__(name: str) -> Any:
     # ``RegistryEntry`` is importable from here, but pydantic is imported only
     # when it is used: a ``list`` served from a confirmed snapshot needs none.
     if name == "RegistryEntry":
-        from .schema import RegistryEntry
+        from loader.registry.schema import RegistryEntry
 
         return RegistryEntry
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -87,7 +87,7 @@ def _entry_list_adapter():
     if _ENTRY_LIST_ADAPTER is None:
         from pydantic import TypeAdapter
 
-        from .schema import RegistryEntry
+        from loader.registry.schema import RegistryEntry
 
         _ENTRY_LIST_ADAPTER = TypeAdapter(list[RegistryEntry])
     return _ENTRY_LIST_ADAPTER
@@ -399,7 +399,7 @@ class Registry:
         # Which names the snapshot now holds came from the layers (see
         # loader.snapshot_record): a later removal from them is told apart
         # from an entry added to the snapshot by hand.
-        from .snapshot_record import write_record
+        from loader.registry.snapshot_record import write_record
 
         _, composed = self._ensure_composed()
         try:
@@ -420,7 +420,7 @@ class Registry:
                 # e.g. inside a caller's own Hydra app, whose global Hydra state
                 # forbids composing another config: then never write.
                 return f"(the default configuration could not be composed: {exc})"
-        from .one_run import snapshot_difference
+        from loader.registry.one_run import snapshot_difference
 
         return snapshot_difference(self.cfg, self.reference_cfg, sources)
 
@@ -702,7 +702,7 @@ def _gc_paused() -> Iterator[None]:
 def _resolves_config(layer: Layer) -> bool:
     """The layer holds an interpolation that config or the environment
     resolves; text stored literally (``loader.literal``) resolves to itself."""
-    from .literal import interpolates
+    from loader.literal import interpolates
 
     if not layer.has_interpolation:
         return False
@@ -759,7 +759,7 @@ def load_registry(
             f"model_registry.json file, not {path!r} (for a reload, pass force={path!r})"
         )
     if path is not None:
-        from .legacy import registry_for_path
+        from loader.registry.legacy import registry_for_path
 
         current = _default
         registry = registry_for_path(path, current)

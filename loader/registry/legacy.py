@@ -12,13 +12,13 @@ import copy
 import os
 from pathlib import Path
 
-from .compose import Sources
-from .config import Config, load_config
-from .errors import RegistryLoadError, RegistryWriteError
-from .layers import layer_from_bytes, read_layer_bytes
-from .registry import Registry
-from .schema import RegistryEntry
-from .snapshot import stat_stamp
+from loader.config import Config, load_config
+from loader.errors import RegistryLoadError, RegistryWriteError
+from loader.registry.compose import Sources
+from loader.registry.core import Registry
+from loader.registry.layers import layer_from_bytes, read_layer_bytes
+from loader.registry.schema import RegistryEntry
+from loader.registry.snapshot import stat_stamp
 
 __all__ = ["SingleFileRegistry", "registry_for_path"]
 

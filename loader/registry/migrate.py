@@ -13,11 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .compose import DynamicFields, Sources
-from .errors import RegistryLoadError
-from .layers import Layer, layer_from_bytes, read_layer_bytes, registry_lock, write_if_changed
-from .registry import Registry
-from .snapshot_record import hand_added, read_record
+from loader.errors import RegistryLoadError
+from loader.registry.compose import DynamicFields, Sources
+from loader.registry.core import Registry
+from loader.registry.layers import (
+    Layer,
+    layer_from_bytes,
+    read_layer_bytes,
+    registry_lock,
+    write_if_changed,
+)
+from loader.registry.snapshot_record import hand_added, read_record
 
 __all__ = ["MigrateResult", "migrate", "snapshot_only_entries", "split_entry"]
 

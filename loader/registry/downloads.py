@@ -11,10 +11,10 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from .errors import RegistryWriteError
+from loader.errors import RegistryWriteError
 
 if TYPE_CHECKING:  # the read path (a confirmed snapshot) never imports pydantic
-    from .schema import RegistryEntry
+    from loader.registry.schema import RegistryEntry
 
 
 def resolved_download(entry: RegistryEntry) -> str | None:

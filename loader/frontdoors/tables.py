@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .hosts import age, host_name, last_probe, last_verify
+from loader.registry.hosts import age, host_name, last_probe, last_verify
 
 if TYPE_CHECKING:
-    from .registry import Registry
-    from .schema import RegistryEntry
+    from loader.registry.core import Registry
+    from loader.registry.schema import RegistryEntry
 
 FORMATS = ("json", "table")
 TABLE_COMMANDS = ("list", "metrics", "current-model")
@@ -47,12 +47,12 @@ def _with_age(status: str, when: str | None) -> str:
 def served_now(registry: Registry) -> str | None:
     """The logical name the orchestrator serves now, or None. Reads the state
     file only (a stale one is left for current-model to clear)."""
-    from .errors import RegistryError
+    from loader.errors import RegistryError
 
     try:
-        from .orchestrator.settings import Settings
-        from .orchestrator.state import read_state
-        from .orchestrator.switch import Liveness, liveness
+        from loader.orchestrator.settings import Settings
+        from loader.orchestrator.state import read_state
+        from loader.orchestrator.switch import Liveness, liveness
 
         state = read_state(Settings.from_config(registry.cfg).state_file)
         if state is not None and liveness(state) is Liveness.RUNNING:

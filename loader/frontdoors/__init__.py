@@ -1,0 +1,1 @@
+"""The front doors: the CLI, the Hydra apps, completion and output tables."""

@@ -1,0 +1,1 @@
+"""Integrity: which files make a model, their hashes, version locks, safe opens."""
