@@ -1,7 +1,14 @@
-"""Compatibility path: ``loader.hashing`` is ``loader.integrity.hashing``."""
+"""Compatibility path: ``loader.hashing`` (docs/api.md).
 
-import sys
+The hashing engine lives in :mod:`loader.integrity.hashing`; ``verify_model``
+and ``VerifyResult`` live with the version locks
+(:mod:`loader.integrity.version_locks`). The ImageWorks API names them all
+here, so this facade re-exports both, and the engine no longer imports the
+lock module back (the ``hashing`` <-> ``locks`` circle is gone).
+"""
 
-import loader.integrity.hashing as _module
+from loader.integrity.hashing import *  # noqa: F403
+from loader.integrity.hashing import __all__ as _engine_names
+from loader.integrity.version_locks import VerifyResult, verify_model
 
-sys.modules[__name__] = _module
+__all__ = [*_engine_names, "VerifyResult", "verify_model"]

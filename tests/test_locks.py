@@ -312,7 +312,7 @@ def test_python_api_imports_in_a_fresh_interpreter():
 
 def test_python_api_verify_model_with_and_without_enforcing(tmp_path, monkeypatch):
     from loader.config import load_config
-    from loader.integrity.hashing import VersionLockViolation, verify_model
+    from loader.hashing import VersionLockViolation, verify_model
     from loader.registry.core import Registry, use_registry
 
     monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "ollama-models"))

@@ -46,18 +46,7 @@ __all__ = [
     "changed_files",
     "hash_files",
     "resolve_artifact_set",
-    "verify_model",  # noqa: F822 (provided lazily by __getattr__ below)
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # ``verify_model`` lives with the lock logic (it needs the registry), but the
-    # ImageWorks API exposes it here; importing lazily avoids a cycle.
-    if name in ("verify_model", "VerifyResult"):
-        from loader.integrity import version_locks as locks
-
-        return getattr(locks, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
