@@ -239,7 +239,8 @@ def concurrent_writers(
 def hold_registry_lock(folder: Path) -> subprocess.Popen:
     """Another process holding the registry lock until killed."""
     code = (
-        "import sys, time\nfrom loader.layers import registry_lock\nfrom pathlib import Path\n"
+        "import sys, time\nfrom loader.registry.layers import registry_lock\n"
+        "from pathlib import Path\n"
         "with registry_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n"
         "    time.sleep(600)\n"
     )
