@@ -57,8 +57,11 @@ def _tricks(root: Path, outside: Path) -> dict:
         os.mkfifo(weights)
 
     def unfifo():
-        weights.unlink()
-        weights.write_bytes(INSIDE)
+        # Restore atomically: a truncate-then-write would expose an empty
+        # regular file, which is a real (if brief) version of the file.
+        tmp = root.parent / "w.new"
+        tmp.write_bytes(INSIDE)
+        os.replace(tmp, weights)
 
     def link_file():
         weights.unlink()
