@@ -19,7 +19,31 @@ Names resolve on first use, so ``import loader`` stays cheap for the CLI.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what IDEs and type checkers see; at run time names load lazily
+    from .config import load_config
+    from .errors import (
+        CapabilityError,
+        RegistryError,
+        RegistryLoadError,
+        UnknownModelError,
+        VersionLockViolation,
+    )
+    from .integrity.version_locks import lock_model, unlock_model, verify_model
+    from .probe import ProbeResult, run_vision_probe
+    from .registry import (
+        Registry,
+        get_entry,
+        list_models,
+        load_registry,
+        remove_entry,
+        save_registry,
+        update_entries,
+    )
+    from .registry.roles import list_models_for_role, select_by_role
+    from .registry.schema import RegistryEntry
+    from .registry.service import SelectedModel, select_model
 
 _EXPORTS = {
     "load_registry": "registry",
@@ -47,7 +71,31 @@ _EXPORTS = {
     "load_config": "config",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CapabilityError",
+    "ProbeResult",
+    "Registry",
+    "RegistryEntry",
+    "RegistryError",
+    "RegistryLoadError",
+    "SelectedModel",
+    "UnknownModelError",
+    "VersionLockViolation",
+    "get_entry",
+    "list_models",
+    "list_models_for_role",
+    "load_config",
+    "load_registry",
+    "lock_model",
+    "remove_entry",
+    "run_vision_probe",
+    "save_registry",
+    "select_by_role",
+    "select_model",
+    "unlock_model",
+    "update_entries",
+    "verify_model",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -55,3 +103,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'loader' has no attribute {name!r}")
     return getattr(import_module(f".{module}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -239,7 +239,10 @@ class LiveClient:
                 "has passed",
                 "timeout",
             )
-        sent = {"Accept-Encoding": "gzip, deflate", "User-Agent": "imageworks-loader"}
+        sent: dict[str | bytes, str | bytes] = {
+            "Accept-Encoding": "gzip, deflate",
+            "User-Agent": "imageworks-loader",
+        }
         content = b""
         if json is not None:
             content = jsonlib.dumps(json).encode()

@@ -60,3 +60,27 @@ def test_a_documented_name_imports_from_its_documented_path(page, module, name) 
 )
 def test_the_compatibility_paths_resolve(module, name) -> None:
     assert hasattr(importlib.import_module(module), name)
+
+
+def test_the_facade_exports_what_it_declares_and_its_type_block_agrees() -> None:
+    """``__all__``, the lazy table and the ``TYPE_CHECKING`` imports (what IDEs
+    see) name the same things, and each resolves to the object its module has."""
+    import ast
+
+    import loader
+
+    assert sorted(loader.__all__) == sorted(loader._EXPORTS)
+    tree = ast.parse(Path(loader.__file__).read_text())
+    typed = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+        for stmt in node.body
+        if isinstance(stmt, ast.ImportFrom)
+        for alias in stmt.names
+    }
+    assert typed == set(loader.__all__)
+    for name in loader.__all__:
+        module = importlib.import_module(f"loader.{loader._EXPORTS[name]}")
+        assert getattr(loader, name) is getattr(module, name)
+    assert set(loader.__all__) <= set(dir(loader))

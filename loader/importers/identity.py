@@ -26,11 +26,12 @@ PATH_FIELDS: tuple[tuple[str, ...], ...] = (
 
 def get_field(data: dict[str, Any], path: tuple[str, ...]) -> Any:
     """The value at a dotted ``path`` (as a tuple), or None."""
+    node: Any = data
     for part in path:
-        if not isinstance(data, dict):
+        if not isinstance(node, dict):
             return None
-        data = data.get(part)
-    return data
+        node = node.get(part)
+    return node
 
 
 def from_another_host(entry: RegistryEntry, rel: str | None) -> bool:

@@ -300,7 +300,9 @@ def _candidates(
     entries = registry.entries
     label = f"Ollama model {shown_tag(tag)}"
     # The port as config says it, so backends.ollama.port moves the entry.
-    raw = {("backend_config", "port"): portable_port(registry.cfg, "ollama")}
+    raw: dict[tuple[str, ...], Any] = {
+        ("backend_config", "port"): portable_port(registry.cfg, "ollama")
+    }
     if not matches:
         if name in entries:
             raise ImporterError(

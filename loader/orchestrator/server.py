@@ -72,10 +72,11 @@ def start_server(plan: LaunchPlan, settings: Settings) -> Started:
             raise StartFailed(f"vLLM for {plan.name!r}: pid {process.pid} vanished at start")
         health = _wait_until_healthy(process, plan, settings)
     except StartFailed as exc:
-        _end(tree, process, writer)
+        if process is not None and writer is not None:  # always, once spawned
+            _end(tree, process, writer)
         raise StartFailed(f"{exc} Last lines of {plan.log_path}:\n{_log_tail(plan)}") from None
     except BaseException:
-        if process is not None:
+        if process is not None and writer is not None:
             _end(tree, process, writer)
         elif group is not None:
             cgroup.remove(group)

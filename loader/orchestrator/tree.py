@@ -124,15 +124,17 @@ class Tree:
 def identify(state: State) -> tuple[Liveness, Tree]:
     """Whether ``state``'s server still runs, and its tree."""
     stat = proc_stat(state.pid)
-    alive = stat is not None and stat.running
     if state.boot_id is not None and state.boot_id != boot_id():
         return Liveness.GONE, Tree(None, None)  # a reboot ended every process
-    if state.process_start_ticks is not None:
-        proven = alive and stat.start_ticks == state.process_start_ticks
-    else:
-        proven = alive and _started_by(stat, state.started_at) and _serves_port(state)
+    alive = stat is not None and stat.running
+    proven = False
+    if stat is not None and alive:
+        if state.process_start_ticks is not None:
+            proven = stat.start_ticks == state.process_start_ticks
+        else:
+            proven = _started_by(stat, state.started_at) and _serves_port(state)
     tree = Tree(state.process_start_ticks, state.instance, cgroup_of(state))
-    if proven:
+    if proven and stat is not None:
         # the rest of the tree is found when it is needed (a stop refreshes it)
         tree.members[state.pid] = stat.start_ticks
         tree.root_ticks = stat.start_ticks

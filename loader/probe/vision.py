@@ -120,7 +120,7 @@ class ProbeSettings:
         group = cfg.get("probe") or {}
         values: dict[str, Any] = {}
         for name, whole, bound in _NUMBER_RULES:
-            value = group.get(name, _DEFAULTS.get(name))
+            value: Any = group.get(name, _DEFAULTS.get(name))
             fits = isinstance(value, int | float) and not isinstance(value, bool)
             fits = fits and (value >= 0 if bound == "≥ 0" else value > 0)
             if not fits or (whole and value != int(value)):

@@ -23,7 +23,7 @@ def _probe_url(endpoint: str) -> str:
 
 def _limits(registry: Registry) -> Limits:
     cfg = registry.cfg
-    values = {}
+    values: dict[str, float] = {}
     for key, kind in (("timeout_s", float), ("connect_timeout_s", float), ("max_bytes", int)):
         raw = cfg.get(f"backends_check.{key}")
         try:
@@ -34,7 +34,7 @@ def _limits(registry: Registry) -> Limits:
             raise OverrideError(f"config backends_check.{key}: must be > 0, not {raw!r}")
     return Limits(
         total_s=values["timeout_s"],
-        max_bytes=values["max_bytes"],
+        max_bytes=int(values["max_bytes"]),
         connect_s=values["connect_timeout_s"],
     )
 

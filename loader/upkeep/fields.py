@@ -188,6 +188,8 @@ def unset_fields(
                 raise OverrideError(
                     f"entry {name!r}: {'.'.join(path)}: the {layer} layer does not hold it"
                 )
+        if entry is None:  # no field named (the parser requires one)
+            raise OverrideError(f"entry {name!r}: the {layer} layer does not hold it")
         record["before"] = _copy(entry)
         for path in paths:
             drop(entry, path)
@@ -276,7 +278,7 @@ def demote(
                     f"entry {name!r}: {'.'.join(path)}: the curated layer does not hold it; "
                     "nothing to demote"
                 )
-        if not chosen:
+        if not chosen or cur is None:  # (every chosen path is held by cur)
             return
         disc = layer_entry(copies[DISCOVERED], name)
         if disc is None:

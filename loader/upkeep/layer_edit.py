@@ -68,7 +68,7 @@ def put(entry: dict[str, Any], path: Path_, value: Any) -> None:
 
 def drop(entry: dict[str, Any], path: Path_) -> None:
     """Remove ``path`` in place, and any parent object it leaves empty."""
-    node = entry
+    node: Any = entry
     parents = []
     for part in path[:-1]:
         parents.append((node, part))
