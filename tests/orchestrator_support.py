@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -58,6 +59,14 @@ def make_models(root: Path) -> Path:
     return root
 
 
+def _default_signals() -> None:
+    """Start the CLI as a terminal would: a test run under nohup or as a
+    background job inherits SIGHUP/SIGINT ignored, and the CLI rightly keeps
+    an inherited disposition."""
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @dataclass
 class Orchestra:
     """One test's orchestrator world; ``cli`` runs the real command line in it."""
@@ -82,6 +91,7 @@ class Orchestra:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, **(env or {})},
+            preexec_fn=_default_signals,
         )
 
     def state(self) -> dict | None:
