@@ -86,5 +86,5 @@ def front_door_logging(prog: str = PROG, json_lines: bool = False) -> Iterator[O
 
 def wants_json_lines(cfg: Any) -> bool:
     """Whether a composed config asks for JSON lines (``profile.log_format``)."""
-    profile = cfg.get("profile") if hasattr(cfg, "get") else None
+    profile: Any = cfg.get("profile") if hasattr(cfg, "get") else None
     return hasattr(profile, "get") and profile.get("log_format") == "json"
