@@ -1,19 +1,21 @@
-"""Warnings go through :mod:`logging`; a front door decides how they look.
+"""Warnings and progress go through :mod:`logging`; a front door decides how they look.
 
 Library modules log to ``logging.getLogger(__name__)`` (all under the
 ``loader`` logger) and never write to stderr themselves. A front door (the
 CLI, a Hydra app, a doit run) wraps its run in :func:`front_door_logging`,
-which shows each warning as one line on stderr::
+which shows each record as one line on stderr: a warning as::
 
     imageworks-loader: warning: <message>
 
-or, under ``profile.log_format=json`` (``profile=ci``), as one JSON object
+progress (``INFO``, such as the orchestrator's "starting …") as the message
+alone, or, under ``profile.log_format=json`` (``profile=ci``), as one JSON object
 per line, in the shape the pipeline's own log lines have::
 
     {"time":"…","level":"warning","event":"warning","source":"loader.registry.compose","message":"…"}
 
 A program that imports the library without a front door gets Python's
-default: warnings on stderr, one per line, unless it configures logging.
+default: warnings (not progress) on stderr, one per line, unless it
+configures logging itself.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class OneLineHandler(logging.Handler):
     each write, so a test's captured stderr, or a redirected one, is used)."""
 
     def __init__(self, prog: str = PROG, json_lines: bool = False) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.INFO)
         self.prog = prog
         self.json_lines = json_lines
 
@@ -51,6 +53,8 @@ class OneLineHandler(logging.Handler):
                 "message": message,
             }
             return json.dumps(line, separators=(",", ":"))
+        if record.levelno < logging.WARNING:
+            return message
         return f"{self.prog}: {level}: {message}"
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -74,7 +78,7 @@ def front_door_logging(prog: str = PROG, json_lines: bool = False) -> Iterator[O
     handler = OneLineHandler(prog, json_lines)
     saved = logger.level, logger.propagate
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
+    logger.setLevel(logging.INFO)
     logger.propagate = False
     try:
         yield handler

@@ -34,14 +34,18 @@ def test_the_handler_switches_to_json_once_the_config_is_known(capsys) -> None:
     assert json.loads(capsys.readouterr().err)["message"] == "late"
 
 
-def test_info_is_not_shown_and_nesting_uses_one_handler(capsys) -> None:
+def test_progress_is_the_message_alone_debug_is_hidden_and_nesting_uses_one_handler(
+    capsys,
+) -> None:
     logger = logging.getLogger("loader")
     with front_door_logging() as outer, front_door_logging() as inner:
         assert inner is outer
         assert sum(isinstance(h, OneLineHandler) for h in logger.handlers) == 1
-        logging.getLogger("loader.x").info("not shown")
+        logging.getLogger("loader.x").debug("not shown")
+        logging.getLogger("loader.x").info("starting 'm' on port 1")
         logging.getLogger("loader.x").warning("shown")
-    assert capsys.readouterr().err == "imageworks-loader: warning: shown\n"
+    err = capsys.readouterr().err
+    assert err == "starting 'm' on port 1\nimageworks-loader: warning: shown\n"
 
 
 def test_the_logger_is_restored_after_the_door_closes() -> None:
