@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loader.errors import OverrideError, RegistryLoadError
+from loader.fileio import Fingerprint
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -55,8 +56,8 @@ def _cache_key(conf: Path, overrides: Sequence[str]) -> str:
         dirs.sort()
         for name in sorted(files):
             path = os.path.join(root, name)
-            st = os.stat(path)
-            digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+            size, mtime_ns, ctime_ns, ino = Fingerprint.of(os.stat(path))
+            digest.update(f"{path}\0{size}\0{mtime_ns}\0{ctime_ns}\0{ino}\0".encode())
     digest.update(json.dumps(list(overrides)).encode())
     return digest.hexdigest()[:32]
 
@@ -297,17 +298,11 @@ def load_config(overrides: Sequence[str] = ()) -> Config:
 def write_cache_file(path: Path, data: Any) -> None:
     """Store JSON in the user's cache, atomically, ignoring failures: a cache
     only saves time, and a read-only or full cache folder must not stop a command."""
-    from loader.registry.layers import remove_dead_temps, temp_path
+    from loader.fileio import atomic_write_bytes
 
-    tmp = temp_path(path)
-    try:
+    with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        remove_dead_temps(path)  # this host's writers killed mid-write
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        atomic_write_bytes(path, json.dumps(data).encode("utf-8"))
 
 
 def registry_dir(cfg: Config) -> Path:

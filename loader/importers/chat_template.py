@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from loader.registry.layers import atomic_write_bytes, read_regular_file
+from loader.fileio import atomic_write_bytes, read_regular_file
 
 _MAX_TOKENIZER_CONFIG = 32 * 1024 * 1024
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loader.errors import ImporterError
+from loader.fileio import FileTooLarge, NotRegularFile, read_regular_file
 from loader.importers.chat_template import TemplateStore, template_dir
 from loader.importers.identity import (
     PATH_FIELDS,
@@ -48,7 +49,6 @@ from loader.integrity.hashing import HashCache
 from loader.literal import escape, literal
 from loader.registry import strictjson
 from loader.registry.core import Registry
-from loader.registry.layers import FileTooLarge, NotARegularFile, read_regular_file
 from loader.registry.schema import RegistryEntry
 from loader.registry.service import backend_default_port
 
@@ -134,7 +134,7 @@ def _read_json(path: Path, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
         return {}  # a dangling link: no file
     except IsADirectoryError:
         raise ImporterError(f"{path}: is a folder, expected a JSON file") from None
-    except NotARegularFile:
+    except NotRegularFile:
         raise ImporterError(
             f"{path}: not a regular file (a FIFO, device or socket); refusing to read it"
         ) from None

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from loader.errors import OverrideError
+from loader.fileio import atomic_write_bytes, read_regular_file
 from loader.registry.core import Registry, default_registry
-from loader.registry.layers import atomic_write_bytes, read_regular_file, registry_lock
+from loader.registry.layers import registry_lock
 
 DEFAULT_WINDOW = 50
 _MAX_SAMPLES_BYTES = 64 * 1024 * 1024
