@@ -247,8 +247,8 @@ def folder_fields(
 ) -> tuple[str, dict[str, Any], dict[tuple[str, ...], Any]]:
     """A model folder as a new entry's name, its fields (as they resolve) and
     the fields stored as written (``${paths.models}/…``, ``${backends.B.port}``)."""
+    from loader.integrity.entry_hashing import hash_artifacts
     from loader.integrity.hashing import aggregate_sha256, resolve_artifact_set
-    from loader.integrity.version_locks import hash_artifacts
 
     path = os.path.abspath(folder)
     max_json = int(registry.cfg.get("importers.max_json_bytes") or MAX_JSON_BYTES)
@@ -329,7 +329,7 @@ def _import_folders(
     name: str | None,
     hash: bool,
 ) -> tuple[ImportPlan, HashCache, TemplateStore]:
-    from loader.integrity.version_locks import hash_cache_for
+    from loader.integrity.entry_hashing import hash_cache_for
 
     entries = registry.ensure_loaded()
     recorded = {n: _local_folders(e) for n, e in sorted(entries.items()) if e.backend != "ollama"}

@@ -153,8 +153,8 @@ def _manifest_artifacts(
     registry: Registry, tag: str, name: str, cache: HashCache, folder: Path
 ) -> dict[str, Any] | None:
     """Artifacts from the tag's manifest in the Ollama models folder."""
+    from loader.integrity.entry_hashing import hash_artifacts
     from loader.integrity.hashing import aggregate_sha256, resolve_artifact_set
-    from loader.integrity.version_locks import hash_artifacts
 
     try:
         artifact_set = resolve_artifact_set(
@@ -218,7 +218,7 @@ def import_ollama(
 
     The report's ``refused`` lists each model that could not be recorded (its
     tag and the one-line reason); the good ones are recorded all the same."""
-    from loader.integrity.version_locks import hash_cache_for
+    from loader.integrity.entry_hashing import hash_cache_for
 
     base = ollama_base_url(url or registry.cfg.get("importers.ollama.url"))
     settings = OllamaSettings.from_group(registry.cfg.get("importers.ollama"))
