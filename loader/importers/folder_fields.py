@@ -196,7 +196,7 @@ def folder_fields(
     from loader.integrity.hashing import aggregate_sha256, resolve_artifact_set
 
     path = os.path.abspath(folder)
-    max_json = int(registry.cfg.get("importers.max_json_bytes") or MAX_JSON_BYTES)
+    max_json = registry.cfg.importers.max_json_bytes
     config = _read_json(folder / "config.json", max_json)
     artifact_set = resolve_artifact_set(
         name=path,

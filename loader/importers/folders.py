@@ -182,7 +182,7 @@ def import_dirs(
             "import-dir: give one or more model folders (imageworks-loader import-dir FOLDER ...)"
         )
     backend = backend or "vllm"
-    depth = int(registry.cfg.get("importers.rediscover.depth") or 0)
+    depth = registry.cfg.importers.rediscover_depth
     folders: list[Path] = []
     for text in dirs:
         path = Path(os.path.expanduser(str(text)))
@@ -224,10 +224,9 @@ def import_dirs(
 def rediscover(registry: Registry, dry_run: bool = False) -> dict[str, Any]:
     """Import every model folder under ``paths.models``; report entries whose
     folder has gone (they are kept)."""
-    roots = registry.cfg.get("paths.models") or []
-    roots = [roots] if isinstance(roots, str) else list(roots)
-    depth = int(registry.cfg.get("importers.rediscover.depth") or 0)
-    backend = str(registry.cfg.get("importers.rediscover.backend") or "vllm")
+    roots = registry.cfg.paths.model_roots
+    depth = registry.cfg.importers.rediscover_depth
+    backend = registry.cfg.importers.rediscover_backend
     folders: list[Path] = []
     for root in roots:
         path = Path(os.path.expanduser(str(root)))

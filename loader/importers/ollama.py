@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from loader.errors import ArtifactError, ImporterError
-from loader.importers.ollama_client import URL_VARIABLE, OllamaReader, OllamaSettings
+from loader.importers.ollama_client import URL_VARIABLE, OllamaReader
 from loader.importers.ollama_door import CAPABILITIES, BadModel, model_facts, shown_tag, tag_of
 from loader.importers.plan import (
     Candidate,
@@ -145,7 +145,7 @@ def candidate_fields(
 
 def _models_folder(registry: Registry) -> Path | None:
     """The Ollama models folder, when it is readable (looked at once per import)."""
-    folder = Path(str(registry.cfg.get("paths.ollama_models"))).expanduser()
+    folder = registry.cfg.paths.ollama_models or Path()
     return folder if folder.is_dir() and os.access(folder, os.R_OK | os.X_OK) else None
 
 
@@ -220,8 +220,8 @@ def import_ollama(
     tag and the one-line reason); the good ones are recorded all the same."""
     from loader.integrity.entry_hashing import hash_cache_for
 
-    base = ollama_base_url(url or registry.cfg.get("importers.ollama.url"))
-    settings = OllamaSettings.from_group(registry.cfg.get("importers.ollama"))
+    base = ollama_base_url(url or registry.cfg.importers.ollama_url)
+    settings = registry.cfg.ollama_import
     refused: list[tuple[str, str]] = []
     facts: dict[str, dict[str, Any]] = {}
     with OllamaReader(base, settings) as reader:

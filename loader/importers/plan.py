@@ -34,12 +34,8 @@ Path_ = tuple[str, ...]
 
 def refresh_patterns(registry: Registry) -> FieldPatterns:
     """The registry's dynamic fields and ``importers.refresh_fields``."""
-    return FieldPatterns(
-        [
-            *registry.cfg.get("registry.dynamic_fields", []),
-            *registry.cfg.get("importers.refresh_fields", []),
-        ]
-    )
+    cfg = registry.cfg
+    return FieldPatterns([*cfg.registry.dynamic_fields, *cfg.importers.refresh_fields])
 
 
 @dataclass

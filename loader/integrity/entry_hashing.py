@@ -23,20 +23,19 @@ __all__ = ["artifact_set_for", "hash_artifacts", "hash_cache_for", "hash_entry",
 
 def artifact_set_for(entry: RegistryEntry, registry: Registry) -> ArtifactSet:
     """Which files ``entry``'s hashes cover (see ``hashing.resolve_artifact_set``)."""
-    models = registry.cfg.get("paths.ollama_models")
     return resolve_artifact_set(
         name=entry.name,
         model_path=entry.backend_config.model_path,
         download_path=entry.download_path,
         download_files=list(entry.download_files),
-        ollama_models_dir=Path(str(models)).expanduser(),
+        ollama_models_dir=registry.cfg.paths.ollama_models or Path(),
     )
 
 
 def hash_cache_for(registry: Registry) -> HashCache:
     """The stat cache beside the registry's layer files."""
     files = registry.files or registry.layer_files()
-    return HashCache.load(files.folder / str(registry.cfg.get("hashing.cache_file")))
+    return HashCache.load(files.folder / registry.cfg.hashing.cache_file)
 
 
 def hash_artifacts(
@@ -49,13 +48,13 @@ def hash_artifacts(
     stats: HashStats | None = None,
 ) -> list[dict[str, str]]:
     """``hash_files`` with the registry's hashing settings (workers, chunk size)."""
-    if progress is None and registry.cfg.get("profile.progress") is False:
+    if progress is None and registry.cfg.profile.progress is False:
         progress = False  # profile=ci: no progress bars, even on a terminal
     return hash_files(
         artifact_set,
         cache=cache,
-        workers=int(registry.cfg.get("hashing.workers") or 0),
-        chunk_bytes=int(registry.cfg.get("hashing.chunk_bytes") or 4 * 1024 * 1024),
+        workers=registry.cfg.hashing.workers,
+        chunk_bytes=registry.cfg.hashing.chunk_bytes,
         rehash=rehash,
         progress=progress,
         stats=stats,
