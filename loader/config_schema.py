@@ -322,6 +322,7 @@ class OrchestratorConfig:
     ERROR: ClassVar[type[Exception]] = OrchestrationError
 
     enabled: bool = setting(Flag(default=True))
+    desired: str | None = setting(Text(optional=True))  # the model doit keeps active
     port: int = setting(Number(whole=True))
     host: str = setting(Text(fallback="0.0.0.0"))
     health_host: str = setting(Text(fallback="127.0.0.1"))
