@@ -16,12 +16,29 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from loader.errors import OverrideError, RegistryLoadError
+from loader.fileio import Fingerprint
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+    from loader.config_schema import (
+        BackendsCheckConfig,
+        HashingConfig,
+        ImportersConfig,
+        OllamaImportConfig,
+        OrchestratorConfig,
+        PathsConfig,
+        PerformanceConfig,
+        PipelineConfig,
+        ProbeConfig,
+        ProbeScheduleConfig,
+        ProfileConfig,
+        RegistryConfig,
+        RolesConfig,
+    )
 
 CONFIG_NAME = "config"
 _CACHE_FORMAT = 2
@@ -55,8 +72,8 @@ def _cache_key(conf: Path, overrides: Sequence[str]) -> str:
         dirs.sort()
         for name in sorted(files):
             path = os.path.join(root, name)
-            st = os.stat(path)
-            digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+            size, mtime_ns, ctime_ns, ino = Fingerprint.of(os.stat(path))
+            digest.update(f"{path}\0{size}\0{mtime_ns}\0{ctime_ns}\0{ino}\0".encode())
     digest.update(json.dumps(list(overrides)).encode())
     return digest.hexdigest()[:32]
 
@@ -78,12 +95,46 @@ def compose_with_hydra(overrides: Sequence[str]) -> dict[str, Any]:
     return data
 
 
+G = TypeVar("G")
+
+
+class _Group(Generic[G]):
+    """A group of the config as its typed, checked schema (``loader.config_schema``),
+    read on first use and kept."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+
+    def __get__(self, cfg: Config | None, owner: type | None = None) -> G:
+        if cfg is None:
+            return self  # type: ignore[return-value]
+        import loader.config_schema
+
+        return cfg.group(getattr(loader.config_schema, self.schema))
+
+
 class Config:
     """The composed config: raw (as Hydra composed it) and resolved.
 
-    ``get("registry.dir")`` reads a resolved value. Resolution is cached with
-    the environment variables it read, so a warm start needs no OmegaConf.
+    Code reads it through the schema's groups (``cfg.hashing.workers``,
+    ``cfg.probe.rounds``: ``loader/config_schema.py``); ``get("registry.dir")``
+    reads one resolved value by its dotted key. Resolution is cached with the
+    environment variables it read, so a warm start needs no OmegaConf.
     """
+
+    registry: _Group[RegistryConfig] = _Group("RegistryConfig")
+    paths: _Group[PathsConfig] = _Group("PathsConfig")
+    hashing: _Group[HashingConfig] = _Group("HashingConfig")
+    pipeline: _Group[PipelineConfig] = _Group("PipelineConfig")
+    performance: _Group[PerformanceConfig] = _Group("PerformanceConfig")
+    importers: _Group[ImportersConfig] = _Group("ImportersConfig")
+    ollama_import: _Group[OllamaImportConfig] = _Group("OllamaImportConfig")
+    probe: _Group[ProbeConfig] = _Group("ProbeConfig")
+    probe_schedule: _Group[ProbeScheduleConfig] = _Group("ProbeScheduleConfig")
+    orchestrator: _Group[OrchestratorConfig] = _Group("OrchestratorConfig")
+    profile: _Group[ProfileConfig] = _Group("ProfileConfig")
+    backends_check: _Group[BackendsCheckConfig] = _Group("BackendsCheckConfig")
+    roles: _Group[RolesConfig] = _Group("RolesConfig")
 
     def __init__(
         self,
@@ -97,6 +148,7 @@ class Config:
         # The Hydra overrides it was composed with: () is the default
         # configuration; None is unknown (composed elsewhere, e.g. by Hydra).
         self.overrides: tuple[str, ...] | None = None if overrides is None else tuple(overrides)
+        self._groups: dict[type, Any] = {}
 
     @classmethod
     def from_omegaconf(cls, cfg: DictConfig) -> Config:
@@ -124,6 +176,15 @@ class Config:
     @property
     def fully_resolved(self) -> bool:
         return not _has_unresolved(self.resolved)
+
+    def group(self, schema: type[G]) -> G:
+        """One group of the config, read and checked by its schema class."""
+        found = self._groups.get(schema)
+        if found is None:
+            from loader.config_schema import read_group
+
+            found = self._groups[schema] = read_group(schema, self)
+        return found
 
     def get(self, key: str, default: Any = None) -> Any:
         """A resolved value; a key whose interpolation fails raises here,
@@ -297,17 +358,11 @@ def load_config(overrides: Sequence[str] = ()) -> Config:
 def write_cache_file(path: Path, data: Any) -> None:
     """Store JSON in the user's cache, atomically, ignoring failures: a cache
     only saves time, and a read-only or full cache folder must not stop a command."""
-    from loader.registry.layers import remove_dead_temps, temp_path
+    from loader.fileio import atomic_write_bytes
 
-    tmp = temp_path(path)
-    try:
+    with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        remove_dead_temps(path)  # this host's writers killed mid-write
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        atomic_write_bytes(path, json.dumps(data).encode("utf-8"))
 
 
 def registry_dir(cfg: Config) -> Path:

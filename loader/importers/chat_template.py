@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loader.registry.layers import atomic_write_bytes, read_regular_file
+from loader.fileio import atomic_write_bytes, read_regular_file
+
+if TYPE_CHECKING:
+    from loader.config import Config
 
 _MAX_TOKENIZER_CONFIG = 32 * 1024 * 1024
 
 
-def template_dir(cfg: Any) -> Path:
-    configured = cfg.get("importers.chat_templates.dir")
-    if configured:
-        return Path(os.path.expanduser(str(configured))).absolute()
-    return Path("_staging/chat_templates").absolute()
+def template_dir(cfg: Config) -> Path:
+    return cfg.importers.chat_templates_dir or Path("_staging/chat_templates").absolute()
 
 
 def embedded_template(folder: Path) -> str | None:

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from loader.errors import ArtifactError, ImporterError
-from loader.importers.ollama_client import URL_VARIABLE, OllamaReader, OllamaSettings
+from loader.importers.ollama_client import URL_VARIABLE, OllamaReader
 from loader.importers.ollama_door import CAPABILITIES, BadModel, model_facts, shown_tag, tag_of
 from loader.importers.plan import (
     Candidate,
@@ -145,7 +145,7 @@ def candidate_fields(
 
 def _models_folder(registry: Registry) -> Path | None:
     """The Ollama models folder, when it is readable (looked at once per import)."""
-    folder = Path(str(registry.cfg.get("paths.ollama_models"))).expanduser()
+    folder = registry.cfg.paths.ollama_models or Path()
     return folder if folder.is_dir() and os.access(folder, os.R_OK | os.X_OK) else None
 
 
@@ -153,8 +153,8 @@ def _manifest_artifacts(
     registry: Registry, tag: str, name: str, cache: HashCache, folder: Path
 ) -> dict[str, Any] | None:
     """Artifacts from the tag's manifest in the Ollama models folder."""
+    from loader.integrity.entry_hashing import hash_artifacts
     from loader.integrity.hashing import aggregate_sha256, resolve_artifact_set
-    from loader.integrity.version_locks import hash_artifacts
 
     try:
         artifact_set = resolve_artifact_set(
@@ -218,10 +218,10 @@ def import_ollama(
 
     The report's ``refused`` lists each model that could not be recorded (its
     tag and the one-line reason); the good ones are recorded all the same."""
-    from loader.integrity.version_locks import hash_cache_for
+    from loader.integrity.entry_hashing import hash_cache_for
 
-    base = ollama_base_url(url or registry.cfg.get("importers.ollama.url"))
-    settings = OllamaSettings.from_group(registry.cfg.get("importers.ollama"))
+    base = ollama_base_url(url or registry.cfg.importers.ollama_url)
+    settings = registry.cfg.ollama_import
     refused: list[tuple[str, str]] = []
     facts: dict[str, dict[str, Any]] = {}
     with OllamaReader(base, settings) as reader:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
+from loader.config_schema import OllamaImportConfig
 from loader.errors import ImporterError
 from loader.importers.ollama_door import BadModel
 from loader.livecall import Limits, LiveCallError, LiveClient
@@ -21,34 +21,8 @@ from loader.livecall import Limits, LiveCallError, LiveClient
 URL_VARIABLE = "OLLAMA_HOST"
 
 
-@dataclass(frozen=True)
-class OllamaSettings:
-    timeout_s: float = 10.0
-    connect_timeout_s: float = 5.0
-    max_bytes: int = 32 * 1024 * 1024
-    overall_s: float = 600.0
-    workers: int = 8
-
-    @classmethod
-    def from_group(cls, group: Any) -> OllamaSettings:
-        group = group or {}
-        values: dict[str, Any] = {}
-        for name, whole in (
-            ("timeout_s", False),
-            ("connect_timeout_s", False),
-            ("max_bytes", True),
-            ("overall_s", False),
-            ("workers", True),
-        ):
-            value = group.get(name, getattr(cls, name))
-            fits = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-            if not fits or (whole and value != int(value)):
-                kind = "a whole number" if whole else "a number"
-                raise ImporterError(
-                    f"config importers.ollama.{name}: must be {kind} > 0: {value!r}"
-                )
-            values[name] = int(value) if whole else float(value)
-        return cls(**values)
+# The bounds of every read (``importers.ollama``), declared in the config schema.
+OllamaSettings = OllamaImportConfig
 
 
 class OllamaReader:

@@ -22,6 +22,7 @@ from loader.errors import ImporterError
 from loader.importers.shape import drop_none
 from loader.registry.compose import set_path
 from loader.registry.core import Registry
+from loader.registry.field_patterns import FieldPatterns
 from loader.registry.schema import RegistryEntry
 
 # Fields compared key by key; every other field is one value (a capability map
@@ -31,28 +32,10 @@ _KEYED_FIELDS = ("backend_config", "metadata", "chat_template")
 Path_ = tuple[str, ...]
 
 
-class FieldPatterns:
-    """Dotted field names; a trailing ``*`` matches a prefix. A pattern naming
-    a top-level field covers everything inside it."""
-
-    def __init__(self, patterns: Iterable[str]) -> None:
-        patterns = list(patterns)
-        self.exact = {p for p in patterns if not p.endswith("*")}
-        self.prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
-
-    def __contains__(self, path: Path_) -> bool:
-        dotted = ".".join(path)
-        return path[0] in self.exact or dotted in self.exact or dotted.startswith(self.prefixes)
-
-
 def refresh_patterns(registry: Registry) -> FieldPatterns:
     """The registry's dynamic fields and ``importers.refresh_fields``."""
-    return FieldPatterns(
-        [
-            *registry.cfg.get("registry.dynamic_fields", []),
-            *registry.cfg.get("importers.refresh_fields", []),
-        ]
-    )
+    cfg = registry.cfg
+    return FieldPatterns([*cfg.registry.dynamic_fields, *cfg.importers.refresh_fields])
 
 
 @dataclass

@@ -74,8 +74,7 @@ _CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def model_roots(cfg: Config) -> list[str]:
     """``paths.models`` as a list of folders (one, or several)."""
-    roots = cfg.get("paths.models") or []
-    return [roots] if isinstance(roots, str) else [str(r) for r in roots]
+    return list(cfg.paths.model_roots)
 
 
 def _relative_under(path: str, root: str) -> str | None:
@@ -107,7 +106,7 @@ def portable_path(cfg: Config, path: str) -> str:
     otherwise the absolute path. The folder's own text is escaped
     (``literal.escape``): only the ``${paths.models}/`` prefix is an interpolation."""
     absolute = os.path.abspath(os.path.expanduser(path))
-    roots = cfg.get("paths.models")
+    roots = cfg.paths.models
     if isinstance(roots, str):
         rel = _relative_under(absolute, roots)
         if rel is not None:

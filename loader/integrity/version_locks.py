@@ -5,32 +5,32 @@ result on the entry, enforces its lock and (unless ``save=False``) saves it,
 as the ImageWorks loader's does; ``lock_model``/``unlock_model`` change the
 lock only, and the caller saves.
 
-A lock made by the ImageWorks loader on a model folder may hold its *legacy
-subset* hash: sha256 over the sorted hex digests of the few config and
-tokenizer files at the folder's root. Its ``lock --set-expected`` pins that
-formula on download-tracked entries too (every hashed entry of the real
-registry). ``verify`` recognises it on either kind: when the subset still
-matches, the lock holds with a warning that the weights are not covered
-(re-pin with ``lock --set-expected``).
+Its neighbours: ``entry_hashing`` hashes an entry with the registry's
+settings; ``legacy_locks`` recognises the ImageWorks loader's subset locks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from loader.errors import ArtifactNameError, RegistryError, VersionLockViolation
-from loader.integrity.hashing import (
-    ArtifactSet,
-    HashCache,
-    HashStats,
-    aggregate_sha256,
-    changed_files,
-    hash_files,
+from loader.integrity.aggregate import aggregate_sha256, changed_files
+from loader.integrity.entry_hashing import (  # noqa: F401 (re-exported: their old home)
+    artifact_set_for,
+    hash_artifacts,
+    hash_cache_for,
+    hash_entry,
+    hash_model,
 )
-from loader.integrity.hashing import resolve_artifact_set as _resolve
+from loader.integrity.hash_cache import HashCache
+from loader.integrity.legacy_locks import (  # noqa: F401 (re-exported: their old home)
+    LEGACY_SUBSET_FILES,
+    legacy_subset_sha256,
+    legacy_warning,
+    with_root_subset,
+)
 from loader.registry.core import Registry, default_registry
 from loader.registry.hosts import host_name, record
 from loader.registry.schema import ArtifactFile, RegistryEntry
@@ -68,78 +68,8 @@ class VerifyResult:
         return data
 
 
-# The files the ImageWorks loader's folder locks covered, at the folder's root.
-LEGACY_SUBSET_FILES = (
-    "config.json",
-    "tokenizer.json",
-    "tokenizer.model",
-    "tokenizer_config.json",
-    "mm_projector.bin",
-)
-
-
-def legacy_subset_sha256(files: list[dict[str, str]]) -> str:
-    """The ImageWorks folder-subset hash: sha256 of the concatenated sorted hex
-    digests of those ``LEGACY_SUBSET_FILES`` present, or ``""`` when none is."""
-    import hashlib
-
-    digests = sorted(f["sha256"] for f in files if f["path"] in LEGACY_SUBSET_FILES)
-    if not digests:
-        return ""
-    return hashlib.sha256("".join(digests).encode("ascii")).hexdigest()
-
-
-def _legacy_warning(name: str) -> str:
-    return (
-        f"model {name!r}: its lock is an ImageWorks subset lock (config and tokenizer "
-        "files only); the subset matches, but the weights are not covered. Re-pin all "
-        f"files with: imageworks-loader lock '{name}' --set-expected"
-    )
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def artifact_set_for(entry: RegistryEntry, registry: Registry):
-    """Which files ``entry``'s hashes cover (see ``hashing.resolve_artifact_set``)."""
-    models = registry.cfg.get("paths.ollama_models")
-    return _resolve(
-        name=entry.name,
-        model_path=entry.backend_config.model_path,
-        download_path=entry.download_path,
-        download_files=list(entry.download_files),
-        ollama_models_dir=Path(str(models)).expanduser(),
-    )
-
-
-def hash_cache_for(registry: Registry) -> HashCache:
-    """The stat cache beside the registry's layer files."""
-    files = registry.files or registry.layer_files()
-    return HashCache.load(files.folder / str(registry.cfg.get("hashing.cache_file")))
-
-
-def hash_artifacts(
-    registry: Registry,
-    artifact_set: ArtifactSet,
-    *,
-    cache: HashCache | None,
-    rehash: bool = False,
-    progress: bool | None = None,
-    stats: HashStats | None = None,
-) -> list[dict[str, str]]:
-    """``hash_files`` with the registry's hashing settings (workers, chunk size)."""
-    if progress is None and registry.cfg.get("profile.progress") is False:
-        progress = False  # profile=ci: no progress bars, even on a terminal
-    return hash_files(
-        artifact_set,
-        cache=cache,
-        workers=int(registry.cfg.get("hashing.workers") or 0),
-        chunk_bytes=int(registry.cfg.get("hashing.chunk_bytes") or 4 * 1024 * 1024),
-        rehash=rehash,
-        progress=progress,
-        stats=stats,
-    )
 
 
 def verify_model(
@@ -164,7 +94,7 @@ def verify_model(
     """
     registry = registry or default_registry()
     try:
-        artifact_set, files, stats = _hash_entry(
+        artifact_set, files, stats = hash_entry(
             entry, registry, rehash=rehash, progress=progress, cache=cache
         )
     except ArtifactNameError as exc:
@@ -189,7 +119,7 @@ def verify_model(
         and expected
         and expected != aggregate
         and artifact_set.kind == "files"
-        and expected == legacy_subset_sha256(_with_root_subset(artifact_set, files, registry))
+        and expected == legacy_subset_sha256(with_root_subset(artifact_set, files, registry))
     )
     violated = bool(lock.locked and expected and expected != aggregate and not legacy)
     host = host_name(registry.cfg)
@@ -248,31 +178,8 @@ def verify_model(
         changed_files=changed,
         files_read=stats.files_read,
         cache_hits=stats.cache_hits,
-        warning=_legacy_warning(entry.name) if legacy else None,
+        warning=legacy_warning(entry.name) if legacy else None,
     )
-
-
-def _with_root_subset(
-    artifact_set: ArtifactSet, files: list[dict[str, str]], registry: Registry
-) -> list[dict[str, str]]:
-    """``files`` plus the legacy subset files at the root that a download
-    list leaves out: ImageWorks hashed those present, listed or not."""
-    listed = {f["path"] for f in files}
-    extra = [n for n in LEGACY_SUBSET_FILES if n not in listed]
-    extra = [n for n in extra if (artifact_set.root / n).is_file()]
-    if not extra:
-        return files
-    try:
-        subset = _resolve(
-            name=artifact_set.name,
-            model_path=None,
-            download_path=str(artifact_set.root),
-            download_files=extra,
-            ollama_models_dir=artifact_set.root,
-        )
-        return files + hash_artifacts(registry, subset, cache=None, progress=False)
-    except RegistryError:
-        return files  # unreadable, or a link leaving the root: not part of the subset
 
 
 def _save_verdict(registry: Registry, name: str) -> None:
@@ -286,47 +193,6 @@ def _save_verdict(registry: Registry, name: str) -> None:
         registry.save()
     except RegistryWriteError as exc:
         print(f"warning: model {name!r}: the violation is not recorded: {exc}", file=sys.stderr)
-
-
-def _hash_entry(
-    entry: RegistryEntry,
-    registry: Registry,
-    *,
-    rehash: bool,
-    progress: bool | None,
-    cache: HashCache | None,
-) -> tuple[ArtifactSet, list[dict[str, str]], HashStats]:
-    artifact_set = artifact_set_for(entry, registry)
-    if cache is None:
-        cache = registry.shared_hash_cache  # a run's one cache, saved by that run
-    own_cache = cache is None
-    cache = cache if cache is not None else hash_cache_for(registry)
-    stats = HashStats()
-    try:
-        files = hash_artifacts(
-            registry, artifact_set, cache=cache, rehash=rehash, progress=progress, stats=stats
-        )
-    finally:
-        if own_cache:
-            cache.save()  # digests computed before a failure are still right
-    return artifact_set, files, stats
-
-
-def hash_model(
-    entry: RegistryEntry, *, registry: Registry | None = None, rehash: bool = False
-) -> dict[str, Any]:
-    """Hash ``entry``'s files into the stat cache, leaving the entry and its
-    lock alone (``verify_model`` then reads no byte again)."""
-    registry = registry or default_registry()
-    _, files, stats = _hash_entry(entry, registry, rehash=rehash, progress=None, cache=None)
-    return {
-        "name": entry.name,
-        "aggregate_sha256": aggregate_sha256(files),
-        "files": len(files),
-        "files_read": stats.files_read,
-        "bytes_read": stats.bytes_read,
-        "cache_hits": stats.cache_hits,
-    }
 
 
 def _no_change_note(previous: list[dict[str, Any]]) -> str:

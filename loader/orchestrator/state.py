@@ -21,13 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from loader.errors import OrchestrationError
+from loader.fileio import FileTooLarge, NotRegularFile, atomic_write_bytes, read_regular_file
 from loader.registry import strictjson
-from loader.registry.layers import (
-    FileTooLarge,
-    NotARegularFile,
-    atomic_write_bytes,
-    read_regular_file,
-)
 
 # A state is a few hundred bytes; its argv may be long, never this long.
 MAX_STATE_BYTES = 1024 * 1024
@@ -143,7 +138,7 @@ def read_state(path: Path) -> State | None:
         return None
     except IsADirectoryError:
         raise OrchestrationError(f"{path}: is a folder, expected the state file") from None
-    except NotARegularFile:
+    except NotRegularFile:
         raise OrchestrationError(
             f"{path}: not a regular file (a FIFO, device or socket); refusing to read it"
         ) from None

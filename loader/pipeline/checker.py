@@ -14,11 +14,12 @@ from typing import Any
 
 from doit.dependency import FileChangedChecker
 
+from loader.fileio import Fingerprint
 from loader.integrity.hashing import HashCache
 
 
 def _stat_state(st: os.stat_result) -> list[int]:
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    return list(Fingerprint.of(st))
 
 
 class StatCacheChecker(FileChangedChecker):
@@ -35,8 +36,7 @@ class StatCacheChecker(FileChangedChecker):
         if self.cache_path is None:
             return None
         try:
-            cst = os.stat(self.cache_path)
-            stamp = (cst.st_mtime_ns, cst.st_size, cst.st_ino)
+            stamp = Fingerprint.of(os.stat(self.cache_path))
         except OSError:
             return None
         if self._cache is None or stamp != self._cache_stamp:  # hash tasks add to it

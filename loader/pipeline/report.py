@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loader.errors import EXIT_OK, EXIT_USAGE, RegistryError
+from loader.fileio import atomic_write_bytes
 from loader.pipeline.reporter import RunRecord, TaskRecord, now
-from loader.registry.layers import atomic_write_bytes
 
 if TYPE_CHECKING:
     from loader.pipeline.tasks import Graph

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from loader.config import Config, load_config
 from loader.errors import EXIT_INTEGRITY, ArtifactError, RegistryError
+from loader.fileio import Fingerprint
 from loader.integrity.hashing import ArtifactSet, resolve_artifact_set
 from loader.registry.snapshot import LayerFiles, layer_files_for
 
@@ -201,8 +202,8 @@ def files_stamp(paths: Sequence[str]) -> str:
     """What a ``touch`` changes, so ``verify`` reruns after one."""
     digest = hashlib.sha256()
     for path in paths:
-        st = os.stat(path)
-        digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+        size, mtime_ns, ctime_ns, ino = Fingerprint.of(os.stat(path))
+        digest.update(f"{path}\0{size}\0{mtime_ns}\0{ctime_ns}\0{ino}\n".encode())
     return digest.hexdigest()[:32]
 
 
@@ -224,7 +225,7 @@ def hash_record(graph: Graph, name: str) -> str:
 
 
 def _write_record(path: str, record: dict[str, Any]) -> None:
-    from loader.registry.layers import atomic_write_bytes
+    from loader.fileio import atomic_write_bytes
 
     data = json.dumps(record, sort_keys=True).encode()
     try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loader.errors import ProbeInputError
-from loader.registry.layers import FileTooLarge, NotARegularFile, read_regular_file
+from loader.fileio import FileTooLarge, NotRegularFile, read_regular_file
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -85,7 +85,7 @@ def user_image(
         raise ProbeInputError(f"{path}: image not found") from None
     except IsADirectoryError:
         raise ProbeInputError(f"{path}: cannot read the image: it is a folder") from None
-    except NotARegularFile:
+    except NotRegularFile:
         raise ProbeInputError(
             f"{path}: not a regular file (a FIFO, device or socket); refusing to read it"
         ) from None

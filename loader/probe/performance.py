@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from loader.errors import OverrideError
+from loader.fileio import atomic_write_bytes, read_regular_file
 from loader.registry.core import Registry, default_registry
-from loader.registry.layers import atomic_write_bytes, read_regular_file, registry_lock
+from loader.registry.layers import registry_lock
 
 DEFAULT_WINDOW = 50
 _MAX_SAMPLES_BYTES = 64 * 1024 * 1024
@@ -59,9 +60,9 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def samples_path(registry: Registry) -> Path:
-    configured = registry.cfg.get("performance.samples_file")
+    configured = registry.cfg.performance.samples_file
     if configured:
-        return Path(str(configured)).expanduser()
+        return configured
     return registry.layer_files().folder / ".imageworks-state" / "performance-samples.json"
 
 
@@ -98,7 +99,7 @@ def record_performance(
     if duration is None:
         raise OverrideError("record-performance: duration_ms: missing (the request's length)")
     registry.get(name)
-    window = int(registry.cfg.get("performance.window") or DEFAULT_WINDOW)
+    window = registry.cfg.performance.window
     sample = {
         "ttft_ms": ttft,
         "tokens_generated": count,

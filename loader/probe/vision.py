@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loader.errors import ProbeInputError, RegistryLoadError
+from loader.config_schema import ProbeConfig
+from loader.errors import ProbeInputError
 from loader.literal import literal
 from loader.livecall import Limits, LiveCallError, LiveClient
 from loader.probe.images import (
     COLOURS,
-    MAX_IMAGE_BYTES,
     PNG_MAGIC,
     ProbeImage,
     builtin_images,
@@ -87,51 +87,9 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
 # --- settings and result ------------------------------------------------------
 
 
-# setting, whole number?, bound
-_NUMBER_RULES = (
-    ("timeout_s", False, "> 0"),
-    ("connect_timeout_s", False, "> 0"),
-    ("retries", True, "≥ 0"),
-    ("max_tokens", True, "> 0"),
-    ("rounds", True, "> 0"),
-    ("max_bytes", True, "> 0"),
-    ("max_image_bytes", True, "> 0"),
-)
-# Settings added later: a config written before them still loads.
-_DEFAULTS = {"max_bytes": 4 * 1024 * 1024, "max_image_bytes": MAX_IMAGE_BYTES}
-
-
-@dataclass(frozen=True)
-class ProbeSettings:
-    """The ``probe`` config group (``conf/probe/default.yaml``)."""
-
-    timeout_s: float
-    connect_timeout_s: float
-    retries: int
-    max_tokens: int
-    rounds: int
-    max_bytes: int
-    max_image_bytes: int
-    prompt: str
-    image_prompt: str
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> ProbeSettings:
-        group = cfg.get("probe") or {}
-        values: dict[str, Any] = {}
-        for name, whole, bound in _NUMBER_RULES:
-            value: Any = group.get(name, _DEFAULTS.get(name))
-            fits = isinstance(value, int | float) and not isinstance(value, bool)
-            fits = fits and (value >= 0 if bound == "≥ 0" else value > 0)
-            if not fits or (whole and value != int(value)):
-                kind = "a whole number" if whole else "a number"
-                raise RegistryLoadError(f"config probe.{name}: must be {kind} {bound}: {value!r}")
-            values[name] = int(value) if whole else float(value)
-        for name in ("prompt", "image_prompt"):
-            if not str(group.get(name) or "").strip():
-                raise RegistryLoadError(f"config probe.{name}: empty")
-            values[name] = str(group[name])
-        return cls(**values)
+# The ``probe`` config group (``conf/probe/default.yaml``), declared and
+# checked in the config schema; ``registry.cfg.probe`` reads it.
+ProbeSettings = ProbeConfig
 
 
 def config_sha256(cfg: Config) -> str:
@@ -332,7 +290,7 @@ def run_vision_probe(
     words are recorded literally (``loader.literal``): never configuration.
     """
     registry = registry or default_registry()
-    settings = ProbeSettings.from_config(registry.cfg)
+    settings = registry.cfg.probe
     chosen = select_model(name, require_capabilities=["vision"], registry=registry)
     if expect is not None and not str(expect).strip():
         raise ProbeInputError("--expect: empty word")

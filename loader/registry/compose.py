@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from loader.config import omegaconf_reason
 from loader.errors import EntryValidationError, InterpolationError, OverrideError
 from loader.registry import strictjson
+from loader.registry.field_patterns import FieldPatterns
 
 if TYPE_CHECKING:
     from loader.registry.layers import Layer
@@ -38,16 +39,8 @@ OVERRIDE = "override"
 Path_ = tuple[str, ...]
 
 
-class DynamicFields:
-    """Top-level fields owned by tooling; ``download_*`` matches a prefix."""
-
-    def __init__(self, patterns: Iterable[str]) -> None:
-        patterns = list(patterns)
-        self.exact = {p for p in patterns if not p.endswith("*")}
-        self.prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.exact or key.startswith(self.prefixes)
+# Top-level fields owned by tooling (``registry.dynamic_fields``).
+DynamicFields = FieldPatterns
 
 
 # --- merging ----------------------------------------------------------------

@@ -10,16 +10,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-import socket
-import stat
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loader.errors import RegistryLoadError, RegistryWriteError
+from loader.fileio import (  # noqa: F401 (re-exported: the registry's writers import them here)
+    FileTooLarge,
+    NotRegularFile,
+    atomic_write,
+    atomic_write_bytes,
+    file_holds,
+    host_tag,
+    read_regular_file,
+    remove_dead_temps,
+    temp_path,
+)
 from loader.integrity.file_locks import LockTimeout, file_lock
 from loader.registry import indent, strictjson
 
@@ -183,7 +190,7 @@ def read_layer_bytes(path: Path, max_bytes: int = DEFAULT_MAX_LAYER_BYTES) -> by
         raise RegistryLoadError(
             f"{path}: larger than {exc.limit} bytes (registry.max_layer_bytes); refusing to read it"
         ) from None
-    except NotARegularFile:
+    except NotRegularFile:
         raise RegistryLoadError(
             f"{path}: not a regular file (a FIFO, device or socket); refusing to read it"
         ) from None
@@ -191,110 +198,11 @@ def read_layer_bytes(path: Path, max_bytes: int = DEFAULT_MAX_LAYER_BYTES) -> by
         raise RegistryLoadError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-class NotARegularFile(OSError):
-    """The path is a FIFO, device or socket."""
-
-
-class FileTooLarge(OSError):
-    """The file holds more than the caller's limit."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"larger than {limit} bytes")
-        self.limit = limit
-
-
-def read_regular_file(path: Path | str, max_bytes: int) -> bytes:
-    """Bytes of a regular file, at most ``max_bytes``. Opens without blocking
-    and checks the opened descriptor, so a FIFO or device swapped in cannot
-    stall or flood the reader. Raises ``OSError`` subclasses."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    with open(fd, "rb", buffering=0, closefd=True) as handle:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(21, "Is a directory", str(path))
-        if not stat.S_ISREG(st.st_mode):
-            raise NotARegularFile(str(path))
-        if st.st_size > max_bytes:
-            raise FileTooLarge(max_bytes)
-        data = handle.read(max_bytes + 1)  # the file may have grown since fstat
-    if len(data) > max_bytes:
-        raise FileTooLarge(max_bytes)
-    return data
-
-
 def layer_from_bytes(path: Path, raw: bytes | None) -> Layer:
     """Parse bytes read earlier; None (no file) is an empty layer."""
     if raw is None:
         return Layer(path=path, entries=[], style=JsonStyle(), exists=False)
     return parse_layer(path, raw)
-
-
-def host_tag() -> str:
-    """This host's name as it goes into temp file names (no path separators)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "localhost"
-
-
-def temp_path(path: Path) -> Path:
-    """Where a write of ``path`` stages its bytes: beside it, named for this
-    host, process and thread, so a writer that died can be told apart from a
-    live one, and only on the host whose process ids those are."""
-    return path.with_name(f".{path.name}.{host_tag()}.{os.getpid()}.{threading.get_ident()}.tmp")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    return True
-
-
-# Temp files written before host names were added: ``.NAME.PID.TID.tmp``.
-# Their host is unknown, so only old ones go (no write takes an hour).
-_UNKNOWN_HOST_GRACE_S = 3600
-
-
-def remove_dead_temps(path: Path) -> list[Path]:
-    """Delete temp files of ``path`` left by this host's writers that died
-    before their rename (``kill -9``, power loss). A live writer's temp file is
-    never touched: its process id is still running. Another host's are left
-    alone: a process id means nothing across hosts sharing a folder (NFS).
-    Returns what was removed."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:(.+)\.)?(\d+)\.\d+\.tmp")
-    here = host_tag()
-    removed = []
-    try:
-        names = os.listdir(path.parent)
-    except OSError:
-        return removed
-    for name in names:
-        match = pattern.fullmatch(name)
-        if match is None:
-            continue
-        host, pid = match.group(1), int(match.group(2))
-        if host is not None and host != here:
-            continue
-        if host == here and pid == os.getpid():
-            continue
-        if _pid_alive(pid) and host is not None:
-            continue
-        if host is None and (_pid_alive(pid) or not _older_than(path.parent / name)):
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            (path.parent / name).unlink()
-            removed.append(path.parent / name)
-    return removed
-
-
-def _older_than(path: Path, seconds: float = _UNKNOWN_HOST_GRACE_S) -> bool:
-    import time
-
-    try:
-        return time.time() - os.lstat(path).st_mtime > seconds
-    except OSError:
-        return False
 
 
 def _refuse_symlink(path: Path) -> None:
@@ -307,44 +215,6 @@ def _refuse_symlink(path: Path) -> None:
         )
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Replace ``path`` with ``data``: temp file in the same folder, fsync,
-    rename, fsync the folder. Raises ``OSError``; never leaves a temp file.
-    ``durable=False`` skips both fsyncs (still atomic): for records that are
-    only hints, redone when lost, where hundreds of fsyncs would cost seconds."""
-    if os.path.islink(path):
-        raise OSError(f"{path} is a symlink; refusing to replace it")
-    remove_dead_temps(path)
-    tmp = temp_path(path)
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    if durable:
-        _fsync_dir(path.parent)
-
-
-def file_holds(path: Path, pieces: Iterable[bytes]) -> bool:
-    """True when ``path``'s bytes are exactly the concatenated ``pieces``."""
-    current = _open_regular(path)
-    if current is None:
-        return False
-    with current:
-        for piece in pieces:
-            if current.read(len(piece)) != piece:
-                return False
-        return current.read(1) == b""
-
-
 def write_if_changed(path: Path, pieces: Iterable[bytes]) -> bool:
     """Atomically replace ``path`` with ``pieces`` unless it already holds them.
 
@@ -354,62 +224,11 @@ def write_if_changed(path: Path, pieces: Iterable[bytes]) -> bool:
     the registry lock; temp files left by dead writers are removed here.
     """
     _refuse_symlink(path)
-    remove_dead_temps(path)
-    tmp = temp_path(path)
     try:
-        current = _open_regular(path)
-        try:
-            same = current is not None
-            with open(tmp, "wb") as out:
-                for piece in pieces:
-                    out.write(piece)
-                    if same and current.read(len(piece)) != piece:
-                        same = False
-                if same and current.read(1) == b"":
-                    tmp.unlink()
-                    return False
-                out.flush()
-                os.fsync(out.fileno())
-        finally:
-            if current is not None:
-                current.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        os.replace(tmp, path)
+        return atomic_write(path, pieces, unless_same=True)
     except (OSError, ValueError) as exc:  # ValueError: a NaN the encoder refused
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise RegistryWriteError(f"{path}: cannot write: {reason}") from None
-    _fsync_dir(path.parent)
-    return True
-
-
-def _open_regular(path: Path):
-    """``path`` opened for reading if it is a regular file, else None (a FIFO
-    must not block a writer comparing contents; it is simply replaced)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    return open(fd, "rb")  # noqa: SIM115 (the caller closes it)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not every filesystem allows it.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loader.config import Config, cache_dir, registry_dir, write_cache_file
+from loader.fileio import Fingerprint
 from loader.registry.compose import RULES_VERSION, DynamicFields
 
-Stat = tuple[int, int, int, int]
+Stat = Fingerprint
 
 
 @dataclass
@@ -37,12 +37,8 @@ def layer_files_for(cfg: Config) -> LayerFiles:
 
 
 def stat_stamp(path: Path) -> Stat | None:
-    """What changes whenever a file's content may have: (mtime, ctime, size, inode)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+    """What changes whenever a file's content may have (``loader.fileio.Fingerprint``)."""
+    return Fingerprint.of_path(path)
 
 
 class SnapshotStamps:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loader.registry.layers import atomic_write_bytes, remove_dead_temps
+from loader.fileio import atomic_write_bytes, remove_dead_temps
 
 if TYPE_CHECKING:
     from loader.registry.compose import Sources

@@ -243,7 +243,7 @@ def _entry_findings(
                 f"the download {real} is also recorded as {names[0]!r}",
                 f"keep one entry for the folder (the other is {names[0]!r})",
             )
-    max_age = registry.cfg.get("probe.max_age")
+    max_age = registry.cfg.probe_schedule.max_age
     now = datetime.now(UTC)
     for name in sorted(entries):
         entry = entries[name]
@@ -335,7 +335,7 @@ def _probe_finding(audit: Audit, name: str, record: Any, max_age: Any, now: date
 
 
 def _role_findings(audit: Audit, registry: Registry, entries: dict[str, RegistryEntry]) -> None:
-    defaults = registry.cfg.get("roles.default_capabilities") or {}
+    defaults = registry.cfg.roles.default_capabilities
     roles = set(defaults)
     for entry in entries.values():
         roles.update(entry.roles)

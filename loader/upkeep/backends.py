@@ -11,7 +11,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from loader.errors import OverrideError
 from loader.livecall import Limits, LiveCallError, LiveClient
 from loader.registry.core import Registry
 from loader.registry.service import endpoint_url
@@ -22,20 +21,9 @@ def _probe_url(endpoint: str) -> str:
 
 
 def _limits(registry: Registry) -> Limits:
-    cfg = registry.cfg
-    values: dict[str, float] = {}
-    for key, kind in (("timeout_s", float), ("connect_timeout_s", float), ("max_bytes", int)):
-        raw = cfg.get(f"backends_check.{key}")
-        try:
-            values[key] = kind(raw)
-        except (TypeError, ValueError):
-            raise OverrideError(f"config backends_check.{key}: not a number: {raw!r}") from None
-        if not values[key] > 0:
-            raise OverrideError(f"config backends_check.{key}: must be > 0, not {raw!r}")
+    check = registry.cfg.backends_check
     return Limits(
-        total_s=values["timeout_s"],
-        max_bytes=int(values["max_bytes"]),
-        connect_s=values["connect_timeout_s"],
+        total_s=check.timeout_s, max_bytes=check.max_bytes, connect_s=check.connect_timeout_s
     )
 
 
