@@ -10,7 +10,14 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 
-from loader.errors import EXIT_OK, EXIT_USAGE, RegistryError, VersionLockViolation
+from loader.errors import (
+    EXIT_OK,
+    EXIT_USAGE,
+    InternalError,
+    RegistryError,
+    VersionLockViolation,
+    error_line,
+)
 
 
 class OperationFailed(TaskFailed):
@@ -31,7 +38,8 @@ class OperationFailed(TaskFailed):
                 "aggregate_sha256": exc.found,
                 "changed_files": exc.changed_files,
             }
-        return cls(str(exc), exit_code=exc.exit_code, kind=type(exc).__name__, **details)
+        message = error_line(exc) if isinstance(exc, InternalError) else str(exc)
+        return cls(message, exit_code=exc.exit_code, kind=type(exc).__name__, **details)
 
     def get_msg(self) -> str:
         return self.message
