@@ -108,10 +108,13 @@ class Operation:
         arguments: dict[str, Any],
         invoke: Callable[..., Any] | None = None,
     ) -> Any:
+        unknown = sorted(set(arguments) - set(self.arguments))
+        if unknown:  # a door passing a key no Param declares is a bug (exit 3)
+            raise TypeError(f"{self.name}: no parameter {', '.join(map(repr, unknown))}")
         for key in self.required:
             if arguments.get(key) in (None, ""):
                 raise OverrideError(f"{self.name}: missing argument {key!r}")
-        given = {k: arguments.get(k) for k in self.arguments if k in arguments}
+        given = dict(arguments)
         if self.runs_operations:
             given["invoke"] = invoke
         return self.run(registry, **given)
