@@ -18,11 +18,32 @@ exit code, for every door.
     config_origin explain --config: which file or override set a config value
 """
 
+# Every operation's function (the names the single module had).
+from loader.operations.editing import audit_op, demote_op, promote_op, set_op, unset_op
+from loader.operations.importing import import_dir_op, import_ollama_op, migrate_op, rediscover_op
 from loader.operations.invoke import Invocation, invoke
-from loader.operations.reading import explain_field, short_hash
+from loader.operations.reading import (
+    explain_field,
+    explain_op,
+    list_op,
+    list_roles_op,
+    metrics_op,
+    schema_op,
+    select_op,
+    short_hash,
+    snapshot_op,
+)
 from loader.operations.results import Outcome, Text
+from loader.operations.serving import (
+    activate_model_op,
+    current_model_op,
+    probe_vision_op,
+    record_performance_op,
+    show_backends_op,
+)
 from loader.operations.spec import Operation, Param, Shortcut
 from loader.operations.table import OPERATIONS
+from loader.operations.verifying import lock_op, refresh_op, unlock_op, verify_op
 
 __all__ = [
     "OPERATIONS",
@@ -35,4 +56,29 @@ __all__ = [
     "explain_field",
     "invoke",
     "short_hash",
+    "activate_model_op",
+    "audit_op",
+    "current_model_op",
+    "demote_op",
+    "explain_op",
+    "import_dir_op",
+    "import_ollama_op",
+    "list_op",
+    "list_roles_op",
+    "lock_op",
+    "metrics_op",
+    "migrate_op",
+    "probe_vision_op",
+    "promote_op",
+    "record_performance_op",
+    "rediscover_op",
+    "refresh_op",
+    "schema_op",
+    "select_op",
+    "set_op",
+    "show_backends_op",
+    "snapshot_op",
+    "unlock_op",
+    "unset_op",
+    "verify_op",
 ]
