@@ -8,7 +8,6 @@ The bug is planted by replacing one operation's function in ``OPERATIONS``
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -21,14 +20,13 @@ from loader.errors import EXIT_INTERNAL
 # Replaces `list` and `snapshot` with functions that fail the way a bug does.
 PLANT = textwrap.dedent(
     """
-    import dataclasses
     from loader.operations import OPERATIONS
 
     def boom(registry, **arguments):
         return {}["planted bug"]
 
     for _name in ("list", "snapshot"):
-        OPERATIONS[_name] = dataclasses.replace(OPERATIONS[_name], run=boom)
+        OPERATIONS[_name] = OPERATIONS[_name]._replace(run=boom)
     """
 )
 CLI_DOOR = PLANT + "from loader.frontdoors.cli import console_main\nconsole_main()\n"
@@ -45,7 +43,7 @@ def planted(monkeypatch):
         return {}["planted bug"]
 
     for name in ("list", "snapshot"):
-        monkeypatch.setitem(OPERATIONS, name, dataclasses.replace(OPERATIONS[name], run=boom))
+        monkeypatch.setitem(OPERATIONS, name, OPERATIONS[name]._replace(run=boom))
 
 
 def assert_one_internal_error(stderr: str, prefix: str) -> None:

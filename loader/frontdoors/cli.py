@@ -19,8 +19,14 @@ from typing import Any, NoReturn
 from loader.errors import as_registry_error
 from loader.frontdoors.arguments import operation_arguments, split_overrides
 from loader.frontdoors.commands import EXAMPLES
-from loader.frontdoors.completion import COMPLETE_NAMES
-from loader.frontdoors.output import PROG, emit, print_error, print_invocation, write_stdout
+from loader.frontdoors.output import (
+    COMPLETE_NAMES,
+    PROG,
+    emit,
+    print_error,
+    print_invocation,
+    write_stdout,
+)
 from loader.frontdoors.parser import UsageError, build_parser
 
 # The names tests and scripts import from here.

@@ -16,9 +16,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from loader.frontdoors.output import PROG
-
-COMPLETE_NAMES = "__complete-names"  # what the completion scripts run to list model names
+from loader.frontdoors.output import COMPLETE_NAMES, PROG
 
 _FUNCTION = "_imageworks_loader_models"
 

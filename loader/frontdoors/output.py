@@ -7,7 +7,6 @@ import itertools
 import json
 import os
 import sys
-import traceback
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from loader.errors import EXIT_OK, InternalError, RegistryError, error_line
 from loader.operations.invoke import Invocation
 
 PROG = "imageworks-loader"
+COMPLETE_NAMES = "__complete-names"  # what the completion scripts run to list model names
 DEBUG_ENV = "IMAGEWORKS_LOADER_DEBUG"  # set: an internal error also prints its traceback
 
 
@@ -23,6 +23,8 @@ def print_error(prefix: str, error: RegistryError) -> int:
     the error's exit code. An internal error's traceback only when asked
     (``IMAGEWORKS_LOADER_DEBUG=1``)."""
     if isinstance(error, InternalError) and os.environ.get(DEBUG_ENV) and error.__cause__:
+        import traceback
+
         traceback.print_exception(error.__cause__, file=sys.stderr)
     print(f"{prefix}: {error_line(error)}", file=sys.stderr)
     return error.exit_code

@@ -10,7 +10,6 @@ and the doit tasks only print an ``Invocation`` their own way.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loader.errors import EXIT_OK, RegistryError, as_registry_error, error_line
@@ -20,15 +19,28 @@ if TYPE_CHECKING:
     from loader.registry.core import Registry
 
 
-@dataclass
 class Invocation:
     """What one operation did, as every front door reports it."""
 
-    exit_code: int = EXIT_OK
-    data: Any = None  # the JSON-ready result (None for text output or an error)
-    text: str | None = None  # output printed as it is (JSON Lines, a diff, a table)
-    warnings: list[str] = field(default_factory=list)  # lines for stderr
-    error: RegistryError | None = None  # what stopped it, if anything
+    __slots__ = ("data", "error", "exit_code", "text", "warnings")
+
+    def __init__(
+        self,
+        exit_code: int = EXIT_OK,
+        data: Any = None,
+        *,
+        text: str | None = None,
+        warnings: list[str] | None = None,
+        error: RegistryError | None = None,
+    ) -> None:
+        self.exit_code = exit_code
+        self.data = data  # the JSON-ready result (None for text output or an error)
+        self.text = text  # output printed as it is (JSON Lines, a diff, a table)
+        self.warnings = list(warnings or [])  # lines for stderr
+        self.error = error  # what stopped it, if anything
+
+    def __repr__(self) -> str:
+        return f"Invocation(exit_code={self.exit_code}, error={self.error!r})"
 
     @property
     def error_line(self) -> str:
