@@ -40,7 +40,7 @@ def print_invocation(command: str, invocation: Invocation, *, compact: bool = Fa
     its data as JSON on stdout); returns its exit code. ``compact``: JSON on
     one line (a sweep prints JSON Lines, one job per line)."""
     if invocation.error is not None:
-        return print_error(f"{PROG}", invocation.error)
+        return print_error(PROG, invocation.error)
     print_warnings(command, invocation.warnings)
     code = invocation.exit_code
     if invocation.text is not None:
