@@ -7,19 +7,20 @@
     doit registry.dir=/srv/configs profile=ci     Hydra overrides, as on the CLI
     doit snapshot overrides="registry.dir=/srv/configs profile=ci"
 
-The graph is built in loader/pipeline/tasks.py from the same operations the CLI calls.
+The graph is built in loader/pipeline/ from the same operations the CLI calls.
 """
 
 import sys
 
-from doit.doit_cmd import _CMDLINE_VARS
-
-from loader.errors import RegistryError
+from loader.errors import as_registry_error
+from loader.operations.invoke import invoke
+from loader.pipeline.graph import build_graph, overrides_from_doit_vars
 from loader.pipeline.namespace import dodo_namespace
-from loader.pipeline.tasks import build_graph, overrides_from_doit_vars
 
 try:
-    globals().update(dodo_namespace(build_graph(overrides_from_doit_vars(_CMDLINE_VARS or {}))))
-except RegistryError as exc:  # one line, as on the CLI, not doit's traceback
-    print(f"doit: error: {exc}", file=sys.stderr)
-    raise SystemExit(exc.exit_code) from None
+    graph = build_graph(overrides_from_doit_vars(), invoke=invoke)
+    globals().update(dodo_namespace(graph))
+except Exception as exc:  # one line, as on the CLI, not doit's traceback
+    error = as_registry_error(exc)
+    print(f"doit: error: {error}", file=sys.stderr)
+    raise SystemExit(error.exit_code) from None

@@ -1,8 +1,13 @@
 """The errors imageworks-loader raises on purpose.
 
 Every error meant for a user derives from ``RegistryError``, carries the one
-line the user will read, and knows its exit code. The CLI maps them once;
-nothing else in the package prints or exits.
+line the user will read, and knows its exit code. The front doors map them
+once (``loader.operations.invoke``); nothing else in the package prints or exits.
+
+Exit codes: 0 success; 1 usage error, unknown model, missing capability, a
+backend that fails; 2 integrity failure; 3 internal error: an exception the
+loader did not raise on purpose is a bug, reported in one line as
+``InternalError`` (``IMAGEWORKS_LOADER_DEBUG=1`` adds its traceback).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_USAGE = 1  # usage errors, unknown models, missing capabilities, backend failures
 EXIT_INTEGRITY = 2  # a version lock violated, a blob that does not match its digest
+EXIT_INTERNAL = 3  # a bug: an exception the loader did not raise on purpose
 
 
 class RegistryError(Exception):
@@ -117,3 +123,32 @@ class OrchestrationError(RegistryError):
 class ProbeInputError(RegistryError):
     """A vision probe cannot start: its image is missing, unreadable or not an
     image, or the word to expect is empty. Nothing was sent or recorded."""
+
+
+# --- bugs ---------------------------------------------------------------------
+
+
+class InternalError(RegistryError):
+    """An exception the loader did not raise on purpose: a bug, exit code 3.
+    Its cause (``__cause__``) is the original exception."""
+
+    exit_code = EXIT_INTERNAL
+
+    @classmethod
+    def from_bug(cls, exc: BaseException) -> InternalError:
+        text = " ".join(str(exc).split()) or "(no message)"
+        error = cls(f"{type(exc).__name__}: {text} (a bug in imageworks-loader; please report it)")
+        error.__cause__ = exc
+        return error
+
+
+def as_registry_error(exc: Exception) -> RegistryError:
+    """``exc`` as the error a front door reports: itself when raised on
+    purpose, else an ``InternalError`` (exit code 3)."""
+    return exc if isinstance(exc, RegistryError) else InternalError.from_bug(exc)
+
+
+def error_line(exc: RegistryError) -> str:
+    """The one line a front door prints for ``exc`` after its prefix."""
+    label = "internal error" if isinstance(exc, InternalError) else "error"
+    return f"{label}: {exc}"

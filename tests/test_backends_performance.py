@@ -163,8 +163,8 @@ def test_a_passing_probe_records_one_sample(run, demo_registry, tmp_path):
 
 def test_a_vllm_entry_on_its_own_port_gets_a_probe_task(demo_registry, tmp_path):
     from loader.config import load_config
+    from loader.pipeline.graph import build_graph
     from loader.pipeline.operation_tasks import probe_candidates, serves_itself
-    from loader.pipeline.tasks import build_graph
     from loader.registry.core import Registry
 
     models = tmp_path / "models" / "microsoft" / "Florence-2-large"

@@ -16,7 +16,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from loader.frontdoors.cli import COMPLETE_NAMES, PROG
+from loader.frontdoors.output import COMPLETE_NAMES, PROG
 
 _FUNCTION = "_imageworks_loader_models"
 
@@ -98,4 +98,4 @@ def print_model_names(argv: Sequence[str]) -> int:
     return 0
 
 
-__all__ = ["completion_script", "model_names", "print_model_names"]
+__all__ = ["COMPLETE_NAMES", "completion_script", "model_names", "print_model_names"]

@@ -2,7 +2,7 @@
 
 ``dodo.py`` puts it in its globals; ``imageworks-loader refresh`` hands it to
 doit's API. Which groups a plain ``doit`` runs, and in which order, is decided
-here; the tasks themselves come from ``loader.tasks`` (the model chains and the
+here; the tasks themselves come from ``loader.pipeline.tasks`` (the model chains and the
 snapshot) and ``operation_tasks`` (importers, probes, activation).
 """
 
@@ -15,7 +15,7 @@ from loader.pipeline import operation_tasks
 from loader.pipeline.tasks import hash_tasks, snapshot_task, verify_tasks
 
 if TYPE_CHECKING:
-    from loader.pipeline.tasks import Graph
+    from loader.pipeline.graph import Graph
 
 # Opt-in groups (run when named, or when the profile enables them) and the
 # profile key that enables each; they run first: later tasks see what they import.
@@ -54,7 +54,7 @@ def _task_names(group: str, tasks: Any) -> list[str]:
 def dodo_namespace(graph: Graph, *, in_process: bool = False) -> dict[str, Any]:
     """``DOIT_CONFIG`` and the ``task_*`` generators for one graph."""
     from loader.pipeline.checker import checker_for
-    from loader.pipeline.reporter import reporter_for
+    from loader.pipeline.doit_reporter import reporter_for
     from loader.pipeline.state import prepare_state
 
     # Before doit opens its database: one line, not doit's traceback.

@@ -11,10 +11,11 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from loader.pipeline.tasks import hash_record, operation_action
+from loader.pipeline.actions import call_operation, operation_action
+from loader.pipeline.tasks import hash_record
 
 if TYPE_CHECKING:
-    from loader.pipeline.tasks import Graph
+    from loader.pipeline.graph import Graph
 
 
 # The module each operation lives in: finding it is enough to know the
@@ -47,7 +48,6 @@ def failing_alone(operation: str, graph: Graph) -> Any:
     """The operation as a task action whose errors fail only this task: an
     Ollama that is down (a runner without one) must not hold back the snapshot."""
     from loader.errors import RegistryError
-    from loader.pipeline.tasks import call_operation
 
     def action() -> dict[str, Any]:
         try:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from loader.errors import RegistryError
 
 if TYPE_CHECKING:
-    from loader.pipeline.report import RunRecord
-    from loader.pipeline.tasks import Graph
+    from loader.pipeline.graph import Graph
+    from loader.pipeline.run_record import RunRecord
 
 
 class PipelineError(RegistryError):

@@ -1,10 +1,11 @@
 """The doit task graph: the registry plus ``conf/`` are the desired state.
 
-``build_graph`` composes the config and reads the registry once and works out
-which files each model is made of; the builders here turn that into the model
-chains and the snapshot, whose actions call the same operations as the CLI
-(``OPERATIONS``). ``loader.pipeline.namespace`` assembles them, with the tasks
-of ``loader.pipeline.operation_tasks``, into what ``dodo.py`` exposes and what
+``build_graph`` (``loader.pipeline.graph``) composes the config and reads the
+registry once and works out which files each model is made of; the builders
+here turn that into the model chains and the snapshot, whose actions call the
+same operations as the CLI (``loader.pipeline.actions``).
+``loader.pipeline.namespace`` assembles them, with the tasks of
+``loader.pipeline.operation_tasks``, into what ``dodo.py`` exposes and what
 ``imageworks-loader refresh`` runs in-process.
 
     import:ollama  record what a running Ollama serves (opt-in)
@@ -18,184 +19,21 @@ of ``loader.pipeline.operation_tasks``, into what ``dodo.py`` exposes and what
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import inspect
 import json
 import os
 import re
-import shlex
-import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from loader.config import Config, load_config
-from loader.errors import EXIT_INTEGRITY, ArtifactError, RegistryError
+from loader.errors import EXIT_INTEGRITY, RegistryError
 from loader.fileio import Fingerprint
-from loader.integrity.hashing import ArtifactSet, resolve_artifact_set
-from loader.registry.snapshot import LayerFiles, layer_files_for
-
-if TYPE_CHECKING:
-    from loader.registry.core import Registry
-
-
-def overrides_from_doit_vars(variables: Mapping[str, str]) -> list[str]:
-    """Hydra overrides from doit's ``key=value`` words: ``overrides="a=1 b=2"``
-    and any other ``key=value`` (``doit registry.dir=/srv/configs``)."""
-    words = shlex.split(variables.get("overrides", ""))
-    return words + [f"{key}={value}" for key, value in variables.items() if key != "overrides"]
-
-
-@dataclass
-class Graph:
-    """One composed config and registry, and what the tasks need from them.
-
-    ``entries`` are plain data: when the snapshot is confirmed current they
-    are read from it without pydantic, so a no-op ``doit`` costs little more
-    than doit itself. ``registry`` is created on first use, by an action."""
-
-    config: Config
-    files: LayerFiles
-    entries: dict[str, dict[str, Any]]
-    # name -> its files, or why it has none on this host
-    artifacts: dict[str, ArtifactSet] = field(default_factory=dict)
-    missing: dict[str, str] = field(default_factory=dict)
-    # Filled by the reporter when a run completes.
-    last_run: Any = None
-    last_report: dict[str, Any] | None = None
-    given_registry: Registry | None = None
-
-    @functools.cached_property
-    def registry(self) -> Registry:
-        from loader.integrity.hashing import HashCache
-        from loader.registry.core import Registry
-        from loader.registry.savebatch import SaveBatch
-
-        registry = self.given_registry or Registry(self.config, defer_snapshot_refresh=True)
-        # One save per recorded model made a first run quadratic: record in
-        # batches, with one stat cache saved alongside (loader/savebatch.py).
-        cache = HashCache.load(self.hash_cache_path)
-        registry.defer_saves(SaveBatch(before_write=cache.save), hash_cache=cache)
-        return registry
-
-    def flush(self) -> None:
-        """Write what the run recorded but has not saved yet (before the
-        snapshot, the report, and at the end of every run)."""
-        if "registry" in self.__dict__:  # never created: nothing recorded
-            self.registry.flush_saves()
-
-    def profile(self, key: str, default: Any = None) -> Any:
-        return self.config.get(f"profile.{key}", default)
-
-    @functools.cached_property
-    def state_dir(self) -> Path:
-        return Path(os.path.expanduser(str(self.config.get("pipeline.state_dir"))))
-
-    @property
-    def hash_cache_path(self) -> Path:
-        return self.files.folder / str(self.config.get("hashing.cache_file"))
-
-
-def _confirmed_snapshot(config: Config, files: LayerFiles) -> dict[str, dict[str, Any]] | None:
-    """The snapshot as plain data when it is known to be what the current layers
-    compose to (the check ``Registry.load`` makes), else None."""
-    from loader.registry.compose import DynamicFields
-    from loader.registry.snapshot import SnapshotStamps
-
-    stamps = SnapshotStamps(files, DynamicFields(config.get("registry.dynamic_fields")))
-    stats = stamps.current()
-    if config.get("entry_overrides") or not stamps.matches(stats):
-        return None
-    try:
-        data = json.loads(files.snapshot.read_bytes())
-    except (OSError, ValueError):
-        return None
-    if stamps.current() != stats or not isinstance(data, list):
-        return None  # replaced while we read it
-    return {entry["name"]: entry for entry in data if isinstance(entry, dict) and "name" in entry}
-
-
-def build_graph(overrides: Sequence[str] = (), *, registry: Registry | None = None) -> Graph:
-    """Compose the config and read the registry (once each) and find every
-    model's files. Raises ``RegistryError`` for bad overrides or layers."""
-    config = registry.cfg if registry is not None else load_config(list(overrides))
-    files = layer_files_for(config)
-    entries = None if registry is not None else _confirmed_snapshot(config, files)
-    graph = Graph(config, files, entries or {}, given_registry=registry)
-    if entries is None:  # compose the layers (and validate them) the usual way
-        loaded = graph.registry.ensure_loaded()
-        graph.entries = {name: entry.model_dump() for name, entry in loaded.items()}
-    ollama_models = Path(str(config.get("paths.ollama_models"))).expanduser()
-    for name in sorted(graph.entries):
-        entry = graph.entries[name]
-        try:
-            graph.artifacts[name] = resolve_artifact_set(
-                name=name,
-                model_path=(entry.get("backend_config") or {}).get("model_path"),
-                download_path=entry.get("download_path"),
-                download_files=list(entry.get("download_files") or []),
-                ollama_models_dir=ollama_models,
-            )
-        except ArtifactError as exc:
-            graph.missing[name] = str(exc)
-    return graph
-
-
-# --- actions: call an operation, turn its errors into one-line task failures ----
-
-
-class OperationOutcome(RegistryError):
-    """An operation that answered with a non-zero exit code and its message."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def call_operation(operation: str, graph: Graph, arguments: dict[str, Any]) -> Any:
-    """Call an operation as the CLI does; its warnings go to stderr, a non-zero
-    ``Outcome`` raises ``OperationOutcome`` with its message."""
-    from loader.operations import OPERATIONS, Outcome, Text
-
-    result = OPERATIONS[operation].call(graph.registry, arguments)
-    if isinstance(result, Text):  # printed as it is (audit's JSON Lines)
-        sys.stdout.write(result.text)
-        if result.exit_code:
-            raise OperationOutcome(result.message or f"{operation} failed", result.exit_code)
-        return {"lines": result.text.count("\n")}
-    if not isinstance(result, Outcome):
-        return result
-    if result.exit_code:
-        raise OperationOutcome(result.message or f"{operation} failed", result.exit_code)
-    for line in result.message.splitlines():
-        print(f"imageworks-loader {operation}: {line}", file=sys.stderr)
-    return result.data
-
-
-def operation_action(operation: str, graph: Graph, arguments: dict[str, Any]) -> Callable:
-    def action() -> Any:
-        return call_operation(operation, graph, arguments)
-
-    return guarded(action)
-
-
-def guarded(call: Callable[[], Any]) -> Callable[[], Any]:
-    """A doit python-action: a dict result is kept as the task's values; a
-    ``RegistryError`` becomes a one-line failure carrying its exit code."""
-
-    def action() -> Any:
-        from loader.pipeline.reporter import OperationFailed
-
-        try:
-            result = call()
-        except RegistryError as exc:
-            return OperationFailed.from_error(exc)
-        return result if isinstance(result, dict) else {"result": result}
-
-    action.__name__ = getattr(call, "__name__", "action")
-    return action
+from loader.integrity.hashing import ArtifactSet
+from loader.pipeline.actions import OperationOutcome, call_operation, guarded
+from loader.pipeline.graph import Graph
+from loader.pipeline.run_record import OperationFailed
 
 
 def files_stamp(paths: Sequence[str]) -> str:
@@ -340,8 +178,6 @@ def verify_tasks(graph: Graph) -> list[dict[str, Any]]:
 
 
 def _unprovable_lock_task(name: str, reason: str) -> dict[str, Any]:
-    from loader.pipeline.reporter import OperationFailed
-
     message = f"model {name!r} is locked but cannot be verified on this host: {reason}"
 
     def fail() -> OperationFailed:

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from loader.errors import EXIT_OK, EXIT_USAGE, RegistryError
 from loader.fileio import atomic_write_bytes
-from loader.pipeline.reporter import RunRecord, TaskRecord, now
+from loader.pipeline.run_record import RunRecord, TaskRecord, now
 
 if TYPE_CHECKING:
-    from loader.pipeline.tasks import Graph
+    from loader.pipeline.graph import Graph
 
 REPORT_SCHEMA = "imageworks-loader/refresh-report/1"
 MODEL_TASKS = ("hash", "verify", "probe")

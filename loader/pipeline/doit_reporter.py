@@ -1,9 +1,11 @@
-"""What a doit run did, as it happens: one-line failures and JSON log lines.
+"""doit's reporter for the pipeline: one-line failures and JSON log lines, as
+the run happens.
 
 doit calls the reporter for every task (run, up to date, failed, not run
-because a dependency failed). ``RunRecord`` keeps that, with durations and the
-values each task returned; at the end of a ``refresh`` the reporter hands it to
-``loader.pipeline.report`` for the JSON report and the Markdown summary.
+because a dependency failed). It keeps that in a ``RunRecord``
+(``loader.pipeline.run_record``), with durations and the values each task
+returned; at the end of a ``refresh`` it hands the record to
+``loader.pipeline.refresh_report`` for the JSON report and the Markdown summary.
 """
 
 from __future__ import annotations
@@ -11,98 +13,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from doit.exceptions import TaskFailed, UnmetDependency
+from doit.exceptions import UnmetDependency
 from doit.reporter import ConsoleReporter
 
-from loader.errors import EXIT_OK, EXIT_USAGE, RegistryError, VersionLockViolation
+from loader.errors import EXIT_USAGE, RegistryError
+from loader.pipeline.refresh_report import build_report, write_outputs
+from loader.pipeline.run_record import OperationFailed, RunRecord, TaskRecord, now
 
 if TYPE_CHECKING:
-    from loader.pipeline.tasks import Graph
-
-
-class OperationFailed(TaskFailed):
-    """A task whose operation raised a ``RegistryError``: one line and its exit code."""
-
-    def __init__(self, msg: str, *, exit_code: int = EXIT_USAGE, kind: str = "", **details: Any):
-        super().__init__(msg)
-        self.exit_code = exit_code
-        self.kind = kind
-        self.details = details
-
-    @classmethod
-    def from_error(cls, exc: RegistryError) -> OperationFailed:
-        details: dict[str, Any] = {}
-        if isinstance(exc, VersionLockViolation):
-            details = {
-                "expected_aggregate_sha256": exc.expected,
-                "aggregate_sha256": exc.found,
-                "changed_files": exc.changed_files,
-            }
-        return cls(str(exc), exit_code=exc.exit_code, kind=type(exc).__name__, **details)
-
-    def get_msg(self) -> str:
-        return self.message
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@dataclass
-class TaskRecord:
-    task: str
-    status: str = "pending"  # ran, up-to-date, failed, not-run, ignored
-    duration_s: float = 0.0
-    values: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    error_kind: str | None = None
-    exit_code: int = EXIT_OK
-    details: dict[str, Any] = field(default_factory=dict)
-    _started: float = 0.0
-    alone: bool = False  # failed without holding back other tasks (doit saw a success)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "status": self.status,
-            "duration_s": round(self.duration_s, 3),
-            "exit_code": self.exit_code,
-            "error": self.error,
-        }
-
-
-@dataclass
-class RunRecord:
-    """Every task doit saw in one run, in the order it saw them."""
-
-    selected: list[str] = field(default_factory=list)
-    tasks: dict[str, TaskRecord] = field(default_factory=dict)
-    started_at: str = field(default_factory=now)
-    finished_at: str = ""
-    started: float = field(default_factory=time.monotonic)
-    duration_s: float = 0.0
-    runtime_errors: list[str] = field(default_factory=list)
-
-    def get(self, name: str) -> TaskRecord:
-        if name not in self.tasks:
-            self.tasks[name] = TaskRecord(name)
-        return self.tasks[name]
-
-    @property
-    def failed(self) -> list[TaskRecord]:
-        return [r for r in self.tasks.values() if r.status == "failed"]
-
-    @property
-    def exit_code(self) -> int:
-        """The worst exit code of the failed tasks (2 integrity, 1 any other)."""
-        codes = [r.exit_code for r in self.failed]
-        if self.runtime_errors:
-            codes.append(EXIT_USAGE)
-        return max(codes, default=EXIT_OK)
+    from loader.pipeline.graph import Graph
 
 
 class PipelineReporter(ConsoleReporter):
@@ -147,7 +68,7 @@ class PipelineReporter(ConsoleReporter):
 
     def execute_task(self, task: Any) -> None:
         if task.actions:
-            self.record.get(task.name)._started = time.monotonic()
+            self.record.get(task.name).started = time.monotonic()
         if self.json_logs:
             if task.actions:
                 self._log("info", "start", task.name)
@@ -159,8 +80,8 @@ class PipelineReporter(ConsoleReporter):
             return TaskRecord(task.name)
         rec = self.record.get(task.name)
         rec.status = status
-        if rec._started:
-            rec.duration_s = time.monotonic() - rec._started
+        if rec.started:
+            rec.duration_s = time.monotonic() - rec.started
         rec.values = dict(task.values or {})
         return rec
 
@@ -226,8 +147,6 @@ class PipelineReporter(ConsoleReporter):
             names = ", ".join(f"{r.task} (exit {r.exit_code})" for r in failed)
             self._log("error", "run-failed", None, f"{len(failed)} task(s) failed: {names}")
         if "refresh" in record.selected:
-            from loader.pipeline.report import build_report, write_outputs
-
             write_outputs(self.graph, build_report(self.graph, record), self._log)
         self.graph.last_run = record
         if failed and all(r.alone for r in failed) and not self.in_process:
