@@ -1,28 +1,29 @@
 """Warnings and progress go through :mod:`logging`; a front door decides how they look.
 
-Library modules log to ``logging.getLogger(__name__)`` (all under the
-``loader`` logger) and never write to stderr themselves. A front door (the
-CLI, a Hydra app, a doit run) wraps its run in :func:`front_door_logging`,
-which shows each record as one line on stderr: a warning as::
+Library modules call :func:`warning` or :func:`info` (records of the logger
+named for the module, all under ``loader``) and never write to stderr
+themselves. A front door (the CLI, a Hydra app, a doit run) wraps its run in
+:func:`front_door_logging`, which shows each record as one line on stderr: a
+warning as::
 
     imageworks-loader: warning: <message>
 
-progress (``INFO``, such as the orchestrator's "starting …") as the message
-alone, or, under ``profile.log_format=json`` (``profile=ci``), as one JSON object
-per line, in the shape the pipeline's own log lines have::
+progress (such as the orchestrator's "starting …") as the message alone, or,
+under ``profile.log_format=json`` (``profile=ci``), one JSON object per line,
+in the shape of the pipeline's own log lines::
 
     {"time":"…","level":"warning","event":"warning","source":"loader.registry.compose","message":"…"}
 
-A program that imports the library without a front door gets Python's
-default: warnings (not progress) on stderr, one per line, unless it
-configures logging itself.
+:mod:`logging` is imported at the first record, not before: a ``list`` served
+from the snapshot says nothing and does not pay for it. A program that uses
+the library without a front door gets Python's default (warnings, not
+progress, on stderr) unless it configures logging itself.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,65 +31,116 @@ from typing import Any
 
 ROOT = "loader"
 PROG = "imageworks-loader"
+WARNING, INFO = 30, 20  # logging's levels, without importing it
 
 
-class OneLineHandler(logging.Handler):
-    """Each record as one line on the *current* ``sys.stderr`` (looked up at
-    each write, so a test's captured stderr, or a redirected one, is used)."""
+class Door:
+    """How the current front door shows records (see the module)."""
 
-    def __init__(self, prog: str = PROG, json_lines: bool = False) -> None:
-        super().__init__(logging.INFO)
+    def __init__(self, prog: str, json_lines: bool) -> None:
         self.prog = prog
         self.json_lines = json_lines
+        self.handler: Any = None  # an installed OneLineHandler, once a record came
+        self.saved: tuple[int, bool] = (0, True)
 
-    def format(self, record: logging.LogRecord) -> str:
-        message = " ".join(record.getMessage().splitlines())
-        level = record.levelname.lower()
+    def format(self, level: int, level_name: str, source: str, message: str) -> str:
+        message = " ".join(message.splitlines())
         if self.json_lines:
             line = {
                 "time": datetime.now(UTC).isoformat(timespec="seconds"),
-                "level": level,
-                "event": level,
-                "source": record.name,
+                "level": level_name,
+                "event": level_name,
+                "source": source,
                 "message": message,
             }
             return json.dumps(line, separators=(",", ":"))
-        if record.levelno < logging.WARNING:
+        if level < WARNING:
             return message
-        return f"{self.prog}: {level}: {message}"
+        return f"{self.prog}: {level_name}: {message}"
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-            sys.stderr.flush()
-        except (OSError, ValueError):  # a closed or broken stderr: nothing to tell
-            pass
+    def attach(self) -> None:
+        if self.handler is not None:
+            return
+        import logging
+
+        door = self
+
+        class OneLineHandler(logging.Handler):
+            """Each record as one line on the *current* ``sys.stderr`` (looked
+            up at each write: a test's captured stderr, or a redirected one)."""
+
+            def emit(self, record: logging.LogRecord) -> None:
+                line = door.format(
+                    record.levelno, record.levelname.lower(), record.name, record.getMessage()
+                )
+                with contextlib.suppress(OSError, ValueError):  # a closed stderr
+                    sys.stderr.write(line + "\n")
+                    sys.stderr.flush()
+
+        logger = logging.getLogger(ROOT)
+        self.saved = (logger.level, logger.propagate)
+        self.handler = OneLineHandler(logging.INFO)
+        logger.addHandler(self.handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+    def detach(self) -> None:
+        if self.handler is None:
+            return
+        import logging
+
+        logger = logging.getLogger(ROOT)
+        logger.removeHandler(self.handler)
+        logger.setLevel(self.saved[0])
+        logger.propagate = self.saved[1]
+        self.handler = None
+
+
+_door: Door | None = None
 
 
 @contextlib.contextmanager
-def front_door_logging(prog: str = PROG, json_lines: bool = False) -> Iterator[OneLineHandler]:
-    """Within the block, the library's warnings are shown by one handler (see
-    the module). Yields it, so a door can switch to JSON lines once its config
-    is known (``handler.json_lines = True``). Nested blocks use the outer one."""
-    logger = logging.getLogger(ROOT)
-    for existing in logger.handlers:
-        if isinstance(existing, OneLineHandler):
-            yield existing
-            return
-    handler = OneLineHandler(prog, json_lines)
-    saved = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+def front_door_logging(prog: str = PROG, json_lines: bool = False) -> Iterator[Door]:
+    """Within the block, the library's records are shown by one handler (see
+    the module). Yields the ``Door``, so a door can switch to JSON lines once
+    its config is known (:func:`use_config`). Nested blocks use the outer one."""
+    global _door
+    if _door is not None:
+        yield _door
+        return
+    door = _door = Door(prog, json_lines)
     try:
-        yield handler
+        yield door
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
+        _door = None
+        door.detach()
+
+
+def use_config(cfg: Any) -> None:
+    """Show records as the composed config says (``profile.log_format``)."""
+    if _door is not None:
+        _door.json_lines = wants_json_lines(cfg)
 
 
 def wants_json_lines(cfg: Any) -> bool:
     """Whether a composed config asks for JSON lines (``profile.log_format``)."""
     profile: Any = cfg.get("profile") if hasattr(cfg, "get") else None
     return hasattr(profile, "get") and profile.get("log_format") == "json"
+
+
+def warning(source: str, message: str) -> None:
+    """Log a warning for module ``source`` (pass ``__name__``)."""
+    _log(WARNING, source, message)
+
+
+def info(source: str, message: str) -> None:
+    """Log progress for module ``source`` (pass ``__name__``)."""
+    _log(INFO, source, message)
+
+
+def _log(level: int, source: str, message: str) -> None:
+    import logging
+
+    if _door is not None:
+        _door.attach()
+    logging.getLogger(source).log(level, "%s", message)
