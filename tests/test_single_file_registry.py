@@ -17,7 +17,7 @@ import pytest
 from conftest import REAL_REGISTRY, SNAPSHOT, folder_digest, read_json, write
 
 from loader.errors import RegistryError, RegistryWriteError
-from loader.registry.core import default_registry, load_registry, remove_entry, use_registry
+from loader.registry.core import default_registry, load_registry, remove_entry
 from loader.registry.legacy import SingleFileReadOnly
 
 NAME = "qwen3_8b_(Q4_K_M)"
@@ -68,13 +68,12 @@ def test_write_snapshot_on_a_single_file_says_the_file_is_its_own_snapshot(legac
     assert sorted(p.name for p in legacy_file.parent.iterdir()) == [SNAPSHOT]
 
 
-def test_a_single_file_registry_is_not_confused_with_its_folder(legacy_file):
+def test_a_single_file_registry_is_not_confused_with_its_folder(legacy_file, real_registry):
     single = load_registry(legacy_file)
     assert default_registry().single_file == legacy_file
-    folder = load_registry(REAL_REGISTRY)  # another registry: a folder
+    folder = load_registry(real_registry)  # another registry: a folder
     assert default_registry().single_file is None
     assert sorted(folder) == sorted(single)
-    use_registry(None)
 
 
 # What a front door does with an error: one line, the error's exit code.

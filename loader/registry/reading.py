@@ -280,10 +280,6 @@ class RegistryReader:
             folder = self.files.folder if self.files else "?"
             raise UnknownModelError(unknown_message(name, entries, folder)) from None
 
-    def _sources_composed(self) -> tuple[Sources, Composed]:
-        composition = self.ensure_composed()
-        return composition.sources, composition.composed
-
     # --- provided by the parts that write (``Registry`` has them all) ----------
 
     def write_snapshot(self, *, only_if_layers_unchanged: bool = False, wait: bool = True) -> bool:

@@ -33,5 +33,6 @@ class Registry(RegistryWriter, SnapshotWriter):
 
     def explain(self, name: str) -> dict[str, Any]:
         """Every resolved field of an entry with the layer it came from."""
-        sources, composed = self._sources_composed()  # provenance needs the layers
-        return explain_entry(name, self.get(name), sources, composed, self.dynamic)
+        composition = self.ensure_composed()  # provenance needs the layers
+        entry = self.get(name)
+        return explain_entry(name, entry, composition.sources, composition.composed, self.dynamic)

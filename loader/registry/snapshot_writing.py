@@ -31,7 +31,8 @@ class SnapshotWriter(RegistryReader):
 
     def snapshot_pieces(self) -> Iterator[bytes]:
         """The snapshot's bytes for the layers as loaded (no overrides)."""
-        sources, composed = self._sources_composed()
+        composition = self.ensure_composed()
+        sources, composed = composition.sources, composition.composed
         if composed.overridden:
             composed, _ = self.compose_sources(sources, with_overrides=False)
         style = sources.discovered.style if sources.discovered.exists else sources.curated.style
@@ -81,7 +82,7 @@ class SnapshotWriter(RegistryReader):
         # from an entry added to the snapshot by hand.
         from loader.registry.snapshot_record import write_record
 
-        _, composed = self._sources_composed()
+        composed = self.ensure_composed().composed
         try:
             data = snapshot.read_bytes()
         except OSError:
