@@ -74,7 +74,7 @@ def registry_for_path(path: str | os.PathLike[str], current: Registry | None) ->
         single = current.single_file if current is not None else None
         if current is not None and single is not None and single.resolve() == target.resolve():
             return current
-        return Registry(config_for_folder(target.parent), layers=SingleFileLayers(target))
+        return Registry(config_for_folder(target.parent), storage=SingleFileLayers(target))
     if not target.is_dir():
         raise RegistryLoadError(
             f"{target.absolute()}: not found (expected a registry folder or a "

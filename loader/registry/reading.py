@@ -54,7 +54,7 @@ class RegistryReader:
         *,
         defer_snapshot_refresh: bool = False,
         reference_cfg: Config | None = None,
-        layers: LayerStorage | None = None,
+        storage: LayerStorage | None = None,
     ) -> None:
         """``defer_snapshot_refresh``: a load that finds the snapshot stale only
         notes it; ``flush_snapshot()`` writes it (front doors call it once the
@@ -64,13 +64,13 @@ class RegistryReader:
         with overrides compares itself with before writing the shared snapshot
         (``loader.one_run``); composed on demand when not given.
 
-        ``layers``: how the layers are read (default: the folder ``registry.dir``)."""
+        ``storage``: how the layers are read (default: the folder ``registry.dir``)."""
         if cfg is None:
             cfg = load_config()
         elif not isinstance(cfg, Config):
             cfg = Config.from_omegaconf(cfg)
         self.cfg: Config = cfg
-        self.layers: LayerStorage = layers if layers is not None else FolderLayers()
+        self.storage: LayerStorage = storage if storage is not None else FolderLayers()
         self.dynamic = DynamicFields(self.cfg.get("registry.dynamic_fields"))
         configured = self.cfg.get("entry_overrides") or []
         self.entry_override_texts = [*configured, *entry_overrides]
@@ -97,7 +97,7 @@ class RegistryReader:
     @property
     def single_file(self) -> Path | None:
         """The legacy ``model_registry.json`` this registry reads, or None."""
-        return self.layers.single_file
+        return self.storage.single_file
 
     # What tests look at: the composed layers (None when the snapshot was
     # read), and what the entries were loaded from.
@@ -116,7 +116,7 @@ class RegistryReader:
         """The three files' paths, computed once per config (the hot path stats them)."""
         cached = self.state.files_for
         if cached is None or cached[0] is not self.cfg:
-            cached = self.state.files_for = (self.cfg, self.layers.files(self.cfg))
+            cached = self.state.files_for = (self.cfg, self.storage.files(self.cfg))
         return cached[1]
 
     def max_layer_bytes(self) -> int:
@@ -130,7 +130,7 @@ class RegistryReader:
         files = self.layer_files()
         if files is not loaded and files != loaded:
             return True
-        return self.state.stamp != self.layers.stamp(files)
+        return self.state.stamp != self.storage.stamp(files)
 
     def load(self, *, full: bool = False) -> dict[str, RegistryEntry]:
         """Read, compose and validate the registry (always from disk).
@@ -143,14 +143,14 @@ class RegistryReader:
         if not full and self._snapshot_may_stand_in():
             with gc_paused():
                 files = self.layer_files()
-                self.layers.check_present(files)
+                self.storage.check_present(files)
                 if self._load_snapshot(files):
                     return self.entries
         self._load_layers()
         return self.entries
 
     def _snapshot_may_stand_in(self) -> bool:
-        return self.layers.keeps_snapshot and not self.entry_override_texts
+        return self.storage.keeps_snapshot and not self.entry_override_texts
 
     def confirmed_snapshot(self) -> list[dict[str, Any]] | None:
         """The merged snapshot as plain data when it may stand in for the
@@ -185,17 +185,17 @@ class RegistryReader:
     def _load_layers(self) -> Composition:
         with gc_paused():
             files = self.layer_files()
-            self.layers.check_present(files)
-            stamp = self.layers.stamp(files)
-            curated_bytes, discovered_bytes = self.layers.read(files, self.max_layer_bytes())
+            self.storage.check_present(files)
+            stamp = self.storage.stamp(files)
+            curated_bytes, discovered_bytes = self.storage.read(files, self.max_layer_bytes())
             if curated_bytes is None and discovered_bytes is None:
-                raise self.layers.missing(files)
-            sources = self.layers.sources(files, curated_bytes, discovered_bytes)
+                raise self.storage.missing(files)
+            sources = self.storage.sources(files, curated_bytes, discovered_bytes)
             composed, entries = self.compose_sources(sources, with_overrides=True)
             composition = Composition(files, sources, composed)
             self.state.loaded_layers(composition, stamp, curated_bytes, discovered_bytes)
             self._replace_entries(entries)
-        if self.layers.keeps_snapshot and self.cfg.get("registry.refresh_snapshot_on_load"):
+        if self.storage.keeps_snapshot and self.cfg.get("registry.refresh_snapshot_on_load"):
             stats = (*stamp, stat_stamp(files.snapshot))
             if not SnapshotStamps(files, self.dynamic).matches(stats):
                 self.state.snapshot_pending = True

@@ -34,7 +34,7 @@ class RegistryWriter(RegistryReader):
 
     def check_writable(self) -> None:
         """Raise ``SingleFileReadOnly`` unless this registry's layers can be written."""
-        self.layers.refuse_write()
+        self.storage.refuse_write()
 
     def defer_saves(self, batch: SaveBatch | None, hash_cache: Any = None) -> None:
         """From now on ``save()`` writes in batches (``None``: at once again);
@@ -65,13 +65,13 @@ class RegistryWriter(RegistryReader):
     def read_sources(self) -> Sources:
         """Both layers as they are on disk now (writers call it under the lock)."""
         files = self.layer_files()
-        return self.layers.sources(files, *self.layers.read(files, self.max_layer_bytes()))
+        return self.storage.sources(files, *self.storage.read(files, self.max_layer_bytes()))
 
     def check_sources(self, sources: Sources) -> dict[str, RegistryEntry]:
         """Compose and validate layers a writer is about to save (no overrides);
         raises the same one-line errors a load would, and ``SingleFileReadOnly``
         for a single-file registry (whose file is never written)."""
-        self.layers.refuse_write()
+        self.storage.refuse_write()
         _, entries = self.compose_sources(sources, with_overrides=False)
         return entries
 
@@ -86,7 +86,7 @@ class RegistryWriter(RegistryReader):
         importer's ``${paths.models}/…`` where the entry holds the resolved
         path). Returns True when a layer file changed.
         """
-        self.layers.refuse_write()
+        self.storage.refuse_write()
         for name, fields in (raw or {}).items():
             self.state.pending_raw.setdefault(name, []).extend(fields)
         batch = self.state.batch
@@ -108,7 +108,7 @@ class RegistryWriter(RegistryReader):
         for name, fields in pending_raw.items():
             changes.setdefault(name, []).extend(fields)
         with registry_lock(files.folder):
-            fresh = self.layers.sources(files, *self.layers.read(files, self.max_layer_bytes()))
+            fresh = self.storage.sources(files, *self.storage.read(files, self.max_layer_bytes()))
             entries = apply_changes(fresh, changes, removed, self.dynamic)
             changed = write_if_changed(files.discovered, fresh.discovered.style.pieces(entries))
         del changes, entries, fresh  # a big save holds one copy less while reloading
@@ -136,7 +136,7 @@ class RegistryWriter(RegistryReader):
         if baseline[0] == "snapshot":
             return parse_entries(baseline[1])
         _, curated, discovered = baseline
-        sources = self.layers.sources(files, curated, discovered)
+        sources = self.storage.sources(files, curated, discovered)
         _, entries = self.compose_sources(sources, with_overrides=True)
         return entries
 

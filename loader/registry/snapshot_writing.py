@@ -50,7 +50,7 @@ class SnapshotWriter(RegistryReader):
         holds the registry lock. A single-file registry raises
         ``SingleFileReadOnly``: its file is the snapshot, and is never written.
         """
-        self.layers.refuse_write("the file is its own snapshot")
+        self.storage.refuse_write("the file is its own snapshot")
         composition = self.ensure_composed()
         files, sources = composition.files, composition.sources
         self.state.snapshot_pending = False  # whatever happens next, this load's refresh is done
@@ -106,7 +106,7 @@ class SnapshotWriter(RegistryReader):
         return snapshot_difference(self.cfg, self.reference_cfg, sources)
 
     def _layers_changed(self, files: LayerFiles) -> bool:
-        return self.layers.stamp(files) != self.state.stamp
+        return self.storage.stamp(files) != self.state.stamp
 
     def _record_stamps(self, files: LayerFiles, sources: Sources) -> None:
         # Never reloads: this runs under the registry lock.
