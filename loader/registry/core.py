@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from loader.errors import RegistryLoadError, RegistryWriteError
 from loader.registry.compose import Sources
-from loader.registry.legacy import SingleFileLayers, config_for_folder
 from loader.registry.registry import Registry, unknown_message
 
 if TYPE_CHECKING:
@@ -69,6 +68,9 @@ def default_registry() -> Registry:
 def registry_for_path(path: str | os.PathLike[str], current: Registry | None) -> Registry:
     """The registry at ``path`` (a folder, or one legacy ``model_registry.json``):
     ``current`` when it already is that one."""
+    # Only a caller that passes a path needs the legacy module: not on the read path.
+    from loader.registry.legacy import SingleFileLayers, config_for_folder
+
     target = Path(path).expanduser()
     if target.is_file():
         single = current.single_file if current is not None else None

@@ -7,19 +7,11 @@ from typing import TYPE_CHECKING, Any
 from loader.registry.capabilities import canonical_only, clean_served_model_id
 from loader.registry.compose import CURATED, DISCOVERED, OVERRIDE, DynamicFields, Sources, layer_of
 from loader.registry.layers import Layer
+from loader.registry.merge import value_at
 
 if TYPE_CHECKING:
     from loader.registry.compose import Composed
     from loader.registry.schema import RegistryEntry
-
-
-def value_at(data: Any, path: tuple[str, ...]) -> Any:
-    """The value at ``path`` inside nested dicts, or None."""
-    for part in path:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(part)
-    return data
 
 
 def stored_values(sources: Sources, name: str, path: tuple[str, ...]) -> tuple[Any, Any]:

@@ -127,6 +127,15 @@ def set_path(data: Any, path: Path_, value: Any) -> Any:
     return out
 
 
+def value_at(data: Any, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` inside nested dicts, or None."""
+    for part in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
 def layer_of(provenance: dict[Path_, str], path: Path_) -> str:
     """The layer that decided ``path`` (the nearest recorded ancestor)."""
     for end in range(len(path), 0, -1):

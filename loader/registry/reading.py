@@ -33,12 +33,13 @@ from loader.registry.loading import (
     plain_entries,
 )
 from loader.registry.snapshot import LayerFiles, SnapshotStamps, stat_stamp
-from loader.registry.state import Composition, FolderLayers, LayerStorage, RegistryState
+from loader.registry.state import Composition, FolderLayers, RegistryState
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from loader.registry.schema import RegistryEntry
+    from loader.registry.state import LayerStorage
 
 __all__ = ["RegistryReader", "unknown_message"]
 

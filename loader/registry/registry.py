@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from loader.registry.explain import explain_entry, stored_values
 from loader.registry.reading import unknown_message
 from loader.registry.saving import RegistryWriter
 from loader.registry.snapshot_writing import SnapshotWriter
@@ -29,10 +28,14 @@ class Registry(RegistryWriter, SnapshotWriter):
     def stored(self, name: str, path: tuple[str, ...]) -> tuple[Any, Any]:
         """The value at ``path`` as written in the curated and the discovered
         layer (``None`` where a layer does not set it), before interpolation."""
+        from loader.registry.explain import stored_values
+
         return stored_values(self.ensure_composed().sources, name, path)
 
     def explain(self, name: str) -> dict[str, Any]:
         """Every resolved field of an entry with the layer it came from."""
+        from loader.registry.explain import explain_entry
+
         composition = self.ensure_composed()  # provenance needs the layers
         entry = self.get(name)
         return explain_entry(name, entry, composition.sources, composition.composed, self.dynamic)

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from loader.errors import RegistryWriteError
 from loader.registry.compose import CURATED, DynamicFields, Sources, layer_of, set_path
 from loader.registry.downloads import refuse_duplicate_downloads
-from loader.registry.explain import value_at
 from loader.registry.layers import registry_lock, write_if_changed
 from loader.registry.loading import parse_entries
+from loader.registry.merge import value_at
 from loader.registry.reading import RegistryReader
 from loader.registry.snapshot import LayerFiles
 

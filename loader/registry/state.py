@@ -15,9 +15,8 @@ so every operation sees the same state whichever way the layers were read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from loader.errors import RegistryLoadError
 from loader.registry.compose import Composed, Sources
@@ -25,15 +24,36 @@ from loader.registry.layers import layer_from_bytes, read_layer_bytes
 from loader.registry.snapshot import LayerFiles, Stat, layer_files_for, stat_stamp
 
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from loader.config import Config
     from loader.registry.savebatch import SaveBatch
+
+    # For type checkers only: a Protocol class costs every start its creation.
+    class LayerStorage(Protocol):
+        """How a ``Registry`` finds, stats, reads and (may) write its layers."""
+
+        # The merged snapshot beside the layers is a load cache and is written.
+        keeps_snapshot: bool
+        # The legacy file, when the registry is one (``load_registry(path)``).
+        single_file: Path | None
+
+        def files(self, cfg: Config) -> LayerFiles: ...
+        def check_present(self, files: LayerFiles) -> None: ...
+        def stamp(self, files: LayerFiles) -> tuple[Stat | None, Stat | None]: ...
+        def read(self, files: LayerFiles, max_bytes: int) -> tuple[bytes | None, bytes | None]: ...
+        def sources(
+            self, files: LayerFiles, curated: bytes | None, discovered: bytes | None
+        ) -> Sources: ...
+        def missing(self, files: LayerFiles) -> RegistryLoadError: ...
+        def refuse_write(self, what: str | None = None) -> None: ...
+
 
 # Per field path: the values to store as written (see ``Registry.save``).
 RawFields = dict[str, list[tuple[tuple[str, ...], Any]]]
 
 
-@dataclass(frozen=True)
-class Composition:
+class Composition(NamedTuple):
     """The layers as one load read and composed them (what ``explain``,
     ``stored`` and the snapshot need)."""
 
@@ -42,33 +62,50 @@ class Composition:
     composed: Composed
 
 
-@dataclass
 class RegistryState:
-    """The one place a ``Registry`` keeps what it loaded and what is pending."""
+    """The one place a ``Registry`` keeps what it loaded and what is pending.
 
-    # The files the entries were loaded from, and their stats at that load.
-    files: LayerFiles | None = None
-    stamp: tuple[Stat | None, Stat | None] | None = None
-    # The composed layers; None when the load read the confirmed snapshot.
-    composition: Composition | None = None
-    # What the entries were loaded from, to tell this process's changes apart:
-    # ("snapshot", bytes) or ("layers", curated bytes, discovered bytes).
-    baseline: tuple[Any, ...] = ()
-    # The layer paths, computed once per config object.
-    files_for: tuple[Config, LayerFiles] | None = None
-    # The last load found the snapshot stale; ``flush_snapshot`` writes it.
-    snapshot_pending: bool = False
-    # Why the last write_snapshot() kept the snapshot as it was (a one-run
-    # config override it depends on), or None.
-    snapshot_kept: str | None = None
-    # Entries this process removed (``remove_entry``): gone from the snapshot too.
-    removed: set[str] = field(default_factory=set)
-    # Values to store as written (an importer's ``${paths.models}/…``), kept
-    # until the save that writes them (a batch may defer it).
-    pending_raw: RawFields = field(default_factory=dict)
-    # Deferred saves (the pipeline), and the one stat cache its hashes share.
-    batch: SaveBatch | None = None
-    shared_hash_cache: Any = None
+    A plain class, not a dataclass: it is built on every start, and the
+    dataclass machinery would cost a ``list`` a millisecond."""
+
+    __slots__ = (
+        "baseline",
+        "batch",
+        "composition",
+        "files",
+        "files_for",
+        "pending_raw",
+        "removed",
+        "shared_hash_cache",
+        "snapshot_kept",
+        "snapshot_pending",
+        "stamp",
+    )
+
+    def __init__(self) -> None:
+        # The files the entries were loaded from, and their stats at that load.
+        self.files: LayerFiles | None = None
+        self.stamp: tuple[Stat | None, Stat | None] | None = None
+        # The composed layers; None when the load read the confirmed snapshot.
+        self.composition: Composition | None = None
+        # What the entries were loaded from, to tell this process's changes
+        # apart: ("snapshot", bytes) or ("layers", curated bytes, discovered bytes).
+        self.baseline: tuple[Any, ...] = ()
+        # The layer paths, computed once per config object.
+        self.files_for: tuple[Config, LayerFiles] | None = None
+        # The last load found the snapshot stale; ``flush_snapshot`` writes it.
+        self.snapshot_pending = False
+        # Why the last write_snapshot() kept the snapshot as it was (a one-run
+        # config override it depends on), or None.
+        self.snapshot_kept: str | None = None
+        # Entries this process removed (``remove_entry``): gone from the snapshot too.
+        self.removed: set[str] = set()
+        # Values to store as written (an importer's ``${paths.models}/…``), kept
+        # until the save that writes them (a batch may defer it).
+        self.pending_raw: RawFields = {}
+        # Deferred saves (the pipeline), and the one stat cache its hashes share.
+        self.batch: SaveBatch | None = None
+        self.shared_hash_cache: Any = None
 
     def loaded_snapshot(self, files: LayerFiles, stamp: Any, raw: bytes) -> None:
         self.files, self.stamp, self.composition = files, stamp, None
@@ -79,25 +116,6 @@ class RegistryState:
     ) -> None:
         self.files, self.stamp, self.composition = composition.files, stamp, composition
         self.baseline = ("layers", curated, discovered)
-
-
-class LayerStorage(Protocol):
-    """How a ``Registry`` finds, stats, reads and (may) write its layers."""
-
-    # The merged snapshot beside the layers is a load cache and is written.
-    keeps_snapshot: bool
-    # The legacy file, when the registry is one (``load_registry(path)``).
-    single_file: Path | None
-
-    def files(self, cfg: Config) -> LayerFiles: ...
-    def check_present(self, files: LayerFiles) -> None: ...
-    def stamp(self, files: LayerFiles) -> tuple[Stat | None, Stat | None]: ...
-    def read(self, files: LayerFiles, max_bytes: int) -> tuple[bytes | None, bytes | None]: ...
-    def sources(
-        self, files: LayerFiles, curated: bytes | None, discovered: bytes | None
-    ) -> Sources: ...
-    def missing(self, files: LayerFiles) -> RegistryLoadError: ...
-    def refuse_write(self, what: str | None = None) -> None: ...
 
 
 class FolderLayers:
