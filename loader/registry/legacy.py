@@ -1,29 +1,33 @@
-"""Registries given by path, as ImageWorks callers pass them to ``load_registry``.
+"""The ImageWorks loader's single-file mode: one legacy ``model_registry.json``.
 
-A path is either a registry folder (the layered files) or one legacy
-``model_registry.json``, the ImageWorks loader's single-file mode. A single
-file is read (and re-read when it changes) but never written: saving asks
-the caller to run ``imageworks-loader migrate`` on its folder first.
+``load_registry(path)`` takes either a registry folder or one such file. A
+single file is read (and re-read when it changes) as if it were the whole
+discovered layer, so its entries validate, interpolate and explain as usual;
+it is never written: saving, removing an entry or writing a snapshot raise
+``SingleFileReadOnly``, which asks the caller to run ``imageworks-loader
+migrate`` on its folder first.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 from loader.config import Config, load_config
 from loader.errors import RegistryLoadError, RegistryWriteError
 from loader.registry.compose import Sources
-from loader.registry.core import Registry
 from loader.registry.layers import layer_from_bytes, read_layer_bytes
-from loader.registry.schema import RegistryEntry
-from loader.registry.snapshot import stat_stamp
+from loader.registry.snapshot import LayerFiles, Stat, layer_files_for, stat_stamp
 
-__all__ = ["SingleFileRegistry", "registry_for_path"]
+__all__ = ["SingleFileLayers", "SingleFileReadOnly", "config_for_folder"]
 
 
-def _config_for_folder(folder: Path) -> Config:
+class SingleFileReadOnly(RegistryWriteError):
+    """A write to a legacy single-file registry, which is only read here."""
+
+
+def config_for_folder(folder: Path) -> Config:
+    """The default config with ``registry.dir`` set to ``folder``."""
     # Set registry.dir directly: a folder name may hold characters that a
     # Hydra override would need quoted.
     base = load_config()
@@ -33,55 +37,43 @@ def _config_for_folder(folder: Path) -> Config:
     return Config(raw, resolved)
 
 
-class SingleFileRegistry(Registry):
-    """A legacy single-file registry: one JSON list of full entries, read-only."""
+class SingleFileLayers:
+    """Read one legacy file as the registry's only layer; never write it."""
+
+    keeps_snapshot = False  # the file is the snapshot: nothing to cache or write
 
     def __init__(self, path: Path) -> None:
-        super().__init__(_config_for_folder(path.parent))
+        self.single_file: Path | None = path
         self.path = path
-        self._file_stamp: object = None
 
-    def is_stale(self) -> bool:
-        return self._file_stamp is None or self._file_stamp != stat_stamp(self.path)
+    def files(self, cfg: Config) -> LayerFiles:
+        # The folder's layer files: where ``migrate`` writes the split.
+        return layer_files_for(cfg)
 
-    def load(self, *, full: bool = False) -> dict[str, RegistryEntry]:
-        stamp = stat_stamp(self.path)
-        raw = read_layer_bytes(self.path)
-        if raw is None:
-            raise RegistryLoadError(f"{self.path}: registry file not found")
+    def check_present(self, files: LayerFiles) -> None:
+        return None  # a missing file is reported by ``missing``
+
+    def stamp(self, files: LayerFiles) -> tuple[Stat | None, Stat | None]:
+        return None, stat_stamp(self.path)
+
+    def read(self, files: LayerFiles, max_bytes: int) -> tuple[bytes | None, bytes | None]:
+        return None, read_layer_bytes(self.path, max_bytes)
+
+    def sources(
+        self, files: LayerFiles, curated: bytes | None, discovered: bytes | None
+    ) -> Sources:
         # The whole file is one layer: entries validate and interpolate as usual.
-        sources = Sources(
+        return Sources(
             curated=layer_from_bytes(self.path, None),
-            discovered=layer_from_bytes(self.path, raw),
-        )
-        _, entries = self._compose(sources, with_overrides=True)
-        self._file_stamp = stamp
-        self._replace_entries(entries)
-        return self.entries
-
-    def save(self) -> bool:
-        raise RegistryWriteError(
-            f"{self.path}: a legacy single-file registry is read-only here; split it into "
-            f"layers with: imageworks-loader migrate registry.dir={self.path.parent}"
+            discovered=layer_from_bytes(self.path, discovered),
         )
 
+    def missing(self, files: LayerFiles) -> RegistryLoadError:
+        return RegistryLoadError(f"{self.path}: registry file not found")
 
-def registry_for_path(path: str | os.PathLike[str], current: Registry | None) -> Registry:
-    """The registry at ``path``: ``current`` when it already is that one."""
-    target = Path(path).expanduser()
-    if target.is_file():
-        if isinstance(current, SingleFileRegistry) and current.path.resolve() == target.resolve():
-            return current
-        return SingleFileRegistry(target)
-    if not target.is_dir():
-        raise RegistryLoadError(
-            f"{target.absolute()}: not found (expected a registry folder or a "
-            "model_registry.json file)"
+    def refuse_write(self, what: str | None = None) -> None:
+        because = f" ({what})" if what else ""
+        raise SingleFileReadOnly(
+            f"{self.path}: a legacy single-file registry is read-only here{because}; split "
+            f"it into layers with: imageworks-loader migrate registry.dir={self.path.parent}"
         )
-    if (
-        current is not None
-        and not isinstance(current, SingleFileRegistry)
-        and current.layer_files().folder.resolve() == target.resolve()
-    ):
-        return current
-    return Registry(_config_for_folder(target))

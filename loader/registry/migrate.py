@@ -15,7 +15,6 @@ from typing import Any
 
 from loader.errors import RegistryLoadError
 from loader.registry.compose import DynamicFields, Sources
-from loader.registry.core import Registry
 from loader.registry.layers import (
     Layer,
     layer_from_bytes,
@@ -23,6 +22,7 @@ from loader.registry.layers import (
     registry_lock,
     write_if_changed,
 )
+from loader.registry.registry import Registry
 from loader.registry.snapshot_record import hand_added, read_record
 
 __all__ = ["MigrateResult", "migrate", "snapshot_only_entries", "split_entry"]
@@ -139,4 +139,4 @@ def _adopt(
 
 def _check(registry: Registry, curated: Layer, discovered: Layer) -> None:
     # The new layers must compose and validate before anything is written.
-    registry._compose(Sources(curated=curated, discovered=discovered), with_overrides=False)
+    registry.compose_sources(Sources(curated=curated, discovered=discovered), with_overrides=False)

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from loader.errors import OverrideError, UnknownModelError
 from loader.registry import strictjson
-from loader.registry.compose import CURATED, DISCOVERED, Sources, _parse_value
+from loader.registry.compose import CURATED, DISCOVERED, Sources, parse_value
 from loader.registry.core import Registry, unknown_message
 from loader.registry.schema import RegistryEntry
 from loader.upkeep.layer_edit import (
@@ -95,7 +95,7 @@ def _assignments(name: str, words: Sequence[str]) -> list[tuple[Path_, Any]]:
         if not sep or not key:
             raise OverrideError(f"set {name!r}: expected FIELD=VALUE, got {word!r}")
         path = field_path(key, name)
-        parsed.append((path, _parse_value(name, path, raw)))
+        parsed.append((path, parse_value(name, path, raw)))
     return parsed
 
 
