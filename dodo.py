@@ -13,10 +13,12 @@ The graph is built in loader/pipeline/ from the same operations the CLI calls.
 import sys
 
 from loader.errors import as_registry_error
+from loader.logs import open_front_door
 from loader.operations.invoke import invoke
 from loader.pipeline.graph import build_graph, overrides_from_doit_vars
 from loader.pipeline.namespace import dodo_namespace
 
+open_front_door("doit")  # warnings as one line each (JSON lines under profile=ci)
 try:
     graph = build_graph(overrides_from_doit_vars(), invoke=invoke)
     globals().update(dodo_namespace(graph))

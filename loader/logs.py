@@ -16,8 +16,9 @@ in the shape of the pipeline's own log lines::
 
 :mod:`logging` is imported at the first record, not before: a ``list`` served
 from the snapshot says nothing and does not pay for it. A program that uses
-the library without a front door gets Python's default (warnings, not
-progress, on stderr) unless it configures logging itself.
+the library without a front door sees each warning as ``warning: <message>``
+on stderr (progress is not shown), until it configures logging itself: then
+the records go to its handlers, as any library's do.
 """
 
 from __future__ import annotations
@@ -116,6 +117,15 @@ def front_door_logging(prog: str = PROG, json_lines: bool = False) -> Iterator[D
         door.detach()
 
 
+def open_front_door(prog: str = PROG, json_lines: bool = False) -> Door:
+    """A door that stays open for the rest of the process: for a front door
+    that hands control to another program (``dodo.py`` to doit)."""
+    global _door
+    if _door is None:
+        _door = Door(prog, json_lines)
+    return _door
+
+
 def use_config(cfg: Any) -> None:
     """Show records as the composed config says (``profile.log_format``)."""
     if _door is not None:
@@ -143,4 +153,12 @@ def _log(level: int, source: str, message: str) -> None:
 
     if _door is not None:
         _door.attach()
-    logging.getLogger(source).log(level, "%s", message)
+    logger = logging.getLogger(source)
+    if _door is None and not logger.hasHandlers():
+        # A program using the library that configured no logging: a warning
+        # reads as it always did (progress is not shown, as Python's default).
+        if level >= WARNING:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(f"warning: {' '.join(message.splitlines())}\n")
+        return
+    logger.log(level, "%s", message)

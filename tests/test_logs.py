@@ -7,6 +7,9 @@ import json
 import logging
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from loader import logs
 
@@ -73,3 +76,53 @@ def test_logging_is_not_imported_until_a_record_comes() -> None:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.split() == ["False", "True"]
     assert run.stderr == "imageworks-loader: warning: w\n"
+
+
+def test_a_program_using_the_library_sees_warnings_until_it_configures_logging() -> None:
+    code = (
+        "import logging; from loader import logs\n"
+        "logs.info('loader.x', 'progress')\n"
+        "logs.warning('loader.x', 'before')\n"
+        "logging.basicConfig(format='%(levelname)s %(name)s %(message)s')\n"
+        "logs.warning('loader.x', 'after')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stderr.splitlines() == ["warning: before", "WARNING loader.x after"]
+
+
+# --- the three front doors, as real processes ------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+PORT_ZERO = [{"name": "m", "backend": "vllm", "backend_config": {"port": 0}}]
+DOORS = {
+    "cli": [str(Path(sys.executable).parent / "imageworks-loader"), "list"],
+    "app": [sys.executable, "-m", "loader.apps", "list"],
+    "doit": [sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), "list"],
+}
+
+
+@pytest.mark.parametrize("door", sorted(DOORS))
+@pytest.mark.parametrize("profile", ["default", "ci"])
+def test_each_door_shows_a_librarys_warning_as_its_profile_says(tmp_path, door, profile):
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    (folder / "model_registry.curated.json").write_text(json.dumps(PORT_ZERO))
+    (folder / "model_registry.discovered.json").write_text("[]")
+    run = subprocess.run(
+        [*DOORS[door], f"registry.dir={folder}", f"profile={profile}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in run.stderr.splitlines() if "port" in line]
+    assert len(lines) == 1, run.stderr
+    if profile == "ci":
+        record = json.loads(lines[0])
+        assert (record["level"], record["source"]) == ("warning", "loader.registry.validation")
+        assert "backend_config.port: 0 means no port" in record["message"]
+    else:
+        prog = "doit" if door == "doit" else "imageworks-loader"
+        assert lines[0].startswith(f"{prog}: warning: "), lines[0]
+        assert "entry 'm' (index 0): backend_config.port: 0 means no port" in lines[0]

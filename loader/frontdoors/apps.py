@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from loader.errors import EXIT_OK, EXIT_USAGE, as_registry_error
 from loader.frontdoors.hydra_app import run_app
 from loader.frontdoors.output import PROG, print_error
+from loader.logs import front_door_logging
 from loader.operations.table import OPERATIONS
 
 
@@ -31,7 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(usage if not args else f"{usage} (not {args[0]!r})", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return run_app(args[0], args[1:])
+        with front_door_logging(PROG):
+            return run_app(args[0], args[1:])
     except Exception as exc:  # on purpose (its own exit code) or a bug (exit 3)
         return print_error(f"{PROG} {args[0]}", as_registry_error(exc))
 

@@ -28,6 +28,7 @@ from loader.frontdoors.output import (
     write_stdout,
 )
 from loader.frontdoors.parser import UsageError, build_parser
+from loader.logs import front_door_logging, use_config
 
 # The names tests and scripts import from here.
 __all__ = [
@@ -98,6 +99,7 @@ def run(argv: Sequence[str]) -> int:
     from loader.registry.core import Registry, use_registry
 
     config = load_config(overrides)
+    use_config(config)
     for key in OPERATIONS[args.command].arguments:
         # `select name=...` as a config override means the same as the positional
         if key not in arguments and config.get(key) not in (None, False, []):
@@ -120,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code. Leaves the garbage collector
     as it found it (a program calling this keeps its own GC settings)."""
     try:
-        return run(sys.argv[1:] if argv is None else argv)
+        with front_door_logging(PROG):
+            return run(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # on purpose (its own exit code) or a bug (exit 3)

@@ -19,6 +19,7 @@ from typing import Any
 from loader.config import conf_dir
 from loader.errors import EXIT_OK, EXIT_USAGE, OverrideError
 from loader.frontdoors.output import PROG, emit, print_warnings
+from loader.logs import front_door_logging, use_config
 from loader.operations.invoke import invoke
 from loader.operations.table import OPERATIONS
 
@@ -161,7 +162,10 @@ def _run_job(operation: str, cfg: Any, reference: Any = None) -> dict[str, Any]:
         made[0].cfg.overrides = _job_overrides()  # for explain --config
         return made[0]
 
-    invocation = invoke(operation, arguments, registry)
+    # A job may run in a launcher's worker process: it shows its own warnings.
+    with front_door_logging():
+        use_config(cfg)
+        invocation = invoke(operation, arguments, registry)
     if invocation.error is not None:
         return {"exit_code": invocation.exit_code, "errors": [invocation.error_line]}
     made[0].flush_snapshot()

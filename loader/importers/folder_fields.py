@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loader import logs
 from loader.errors import ImporterError
 from loader.fileio import FileTooLarge, NotRegularFile, read_regular_file
 from loader.importers.chat_template import TemplateStore
@@ -109,10 +109,10 @@ def newest_date(folder: Path, files: Sequence[str], stats: Sequence[os.stat_resu
     newest = None
     for rel, st in zip(files, stats, strict=True):
         if not 0 <= st.st_mtime <= _LAST_DATE:
-            print(
-                f"imageworks-loader: warning: {folder / rel}: modification time "
+            logs.warning(
+                __name__,
+                f"{folder / rel}: modification time "
                 f"{st.st_mtime:.0f} is outside the years 1970-9999; not used as a date",
-                file=sys.stderr,
             )
             continue
         newest = st.st_mtime if newest is None else max(newest, st.st_mtime)

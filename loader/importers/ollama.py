@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from loader import logs
 from loader.errors import ArtifactError, ImporterError
 from loader.importers.ollama_client import URL_VARIABLE, OllamaReader
 from loader.importers.ollama_door import CAPABILITIES, BadModel, model_facts, shown_tag, tag_of
@@ -165,7 +165,7 @@ def _manifest_artifacts(
             ollama_models_dir=folder,
         )
     except ArtifactError as exc:
-        print(f"imageworks-loader: warning: no artifacts recorded: {exc}", file=sys.stderr)
+        logs.warning(__name__, f"no artifacts recorded: {exc}")
         return None
     files = hash_artifacts(registry, artifact_set, cache=cache)
     return {"aggregate_sha256": aggregate_sha256(files), "files": files}
@@ -188,11 +188,11 @@ def _listing(items: list[Any], url: str, refused: list[tuple[str, str]]) -> dict
     if twice:
         shown = ", ".join(f"{shown_tag(t)} ×{counts[t]}" for t in twice[:10])
         more = f" and {len(twice) - 10} more" if len(twice) > 10 else ""
-        print(
-            f"imageworks-loader: warning: Ollama at {url} lists {len(twice)} tag"
+        logs.warning(
+            __name__,
+            f"Ollama at {url} lists {len(twice)} tag"
             f"{'s' if len(twice) > 1 else ''} more than once ({shown}{more}); "
             "the later listing of each is used",
-            file=sys.stderr,
         )
     return listed
 

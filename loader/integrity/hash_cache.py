@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
+from loader import logs
 from loader.fileio import Fingerprint, atomic_write_bytes, read_regular_file
 from loader.integrity.artifacts import HEX64
 from loader.integrity.file_locks import LockTimeout, file_lock
@@ -23,7 +23,7 @@ __all__ = ["CACHE_LOCK_WAIT_S", "HashCache", "read_cache_file"]
 
 
 def _warn(message: str) -> None:
-    print(f"imageworks-loader: warning: {message}", file=sys.stderr)
+    logs.warning(__name__, message)
 
 
 _CACHE_VERSION = 1

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from loader import logs
 from loader.errors import ArtifactNameError, RegistryError, VersionLockViolation
 from loader.integrity.aggregate import aggregate_sha256, changed_files
 from loader.integrity.entry_hashing import (  # noqa: F401 (re-exported: their old home)
@@ -185,14 +186,13 @@ def verify_model(
 def _save_verdict(registry: Registry, name: str) -> None:
     """Save a violation's record; a registry that cannot be written must not
     hide the violation (exit 2) behind a write error (exit 1)."""
-    import sys
 
     from loader.errors import RegistryWriteError
 
     try:
         registry.save()
     except RegistryWriteError as exc:
-        print(f"warning: model {name!r}: the violation is not recorded: {exc}", file=sys.stderr)
+        logs.warning(__name__, f"model {name!r}: the violation is not recorded: {exc}")
 
 
 def _no_change_note(previous: list[dict[str, Any]]) -> str:

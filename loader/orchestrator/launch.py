@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from loader import logs
 from loader.errors import OrchestrationError
 from loader.orchestrator.settings import Settings
 from loader.registry.schema import RegistryEntry
@@ -137,6 +137,6 @@ def tail(path: Path, lines: int = 20) -> list[str]:
             handle.seek(max(0, size - 65536))
             text = handle.read().decode("utf-8", "replace")
     except OSError as exc:
-        print(f"warning: {path}: cannot read the log: {exc.strerror}", file=sys.stderr)
+        logs.warning(__name__, f"{path}: cannot read the log: {exc.strerror}")
         return []
     return text.splitlines()[-lines:]

@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loader import logs
 from loader.errors import OrchestrationError
 from loader.fileio import FileTooLarge, NotRegularFile, atomic_write_bytes, read_regular_file
 from loader.registry import strictjson
@@ -162,7 +162,7 @@ def read_state(path: Path) -> State | None:
         raise OrchestrationError(f"{path}: {at}: {exc.problem}; {hint}") from None
     state = State.from_json(data, str(path))
     if state is None:
-        print(f"warning: {path}: not a usable state; treated as no server", file=sys.stderr)
+        logs.warning(__name__, f"{path}: not a usable state; treated as no server")
     return state
 
 

@@ -4,12 +4,12 @@ under an inter-process lock."""
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from loader import logs
 from loader.errors import OrchestrationError, RegistryWriteError
 from loader.integrity.file_locks import LockTimeout, file_lock
 from loader.orchestrator import cgroup
@@ -26,10 +26,6 @@ from loader.registry.core import Registry, default_registry
 # How long a stopped server's port may take to be free (its sockets close as
 # its processes exit; this only covers the kernel's own bookkeeping).
 PORT_FREE_WAIT_S = 5.0
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def liveness(state: State) -> Liveness:
@@ -61,28 +57,30 @@ def _settle(state: State, settings: Settings) -> bool:
     stopped; raises if the port is still held afterwards."""
     status, tree = identify(state)
     if status is Liveness.RUNNING:
-        _say(f"stopping {state.logical_name!r} ({describe(state.pid)})")
+        logs.info(__name__, f"stopping {state.logical_name!r} ({describe(state.pid)})")
     elif status is Liveness.LEFTOVERS:
-        _say(
-            f"warning: {state.logical_name!r} (pid {state.pid}) has exited; stopping what is "
-            f"left of it: {', '.join(f'pid {pid}' for pid in sorted(tree.members))}"
+        logs.warning(
+            __name__,
+            f"{state.logical_name!r} (pid {state.pid}) has exited; stopping what is "
+            f"left of it: {', '.join(f'pid {pid}' for pid in sorted(tree.members))}",
         )
     elif status is Liveness.FOREIGN:
-        _say(
-            f"warning: {settings.state_file}: pid {state.pid} of {state.logical_name!r} now "
-            f"belongs to another program ({describe(state.pid)}); it was not signalled"
+        logs.warning(
+            __name__,
+            f"{settings.state_file}: pid {state.pid} of {state.logical_name!r} now "
+            f"belongs to another program ({describe(state.pid)}); it was not signalled",
         )
         return False
     else:
-        _say(f"warning: {state.logical_name!r} (pid {state.pid}) is no longer running")
+        logs.warning(__name__, f"{state.logical_name!r} (pid {state.pid}) is no longer running")
         if tree.cgroup is not None:
             cgroup.remove(tree.cgroup)  # only if empty: a cgroup with a process refuses
         return False
     stopped = stop_tree(tree, settings.stop_timeout_s)
     if stopped.killed:
-        _say(
-            f"warning: {state.logical_name!r} ignored SIGTERM for {settings.stop_timeout_s:g}s; "
-            "killed"
+        logs.warning(
+            __name__,
+            f"{state.logical_name!r} ignored SIGTERM for {settings.stop_timeout_s:g}s; killed",
         )
     forget(state.pid)
     if tree.cgroup is not None and not stopped.survivors:
@@ -135,9 +133,14 @@ def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
             if same and liveness(state) is Liveness.RUNNING:
                 health = check_health(settings, state.port, state.served_model_id)
                 if health.healthy:
-                    _say(f"{name!r} is already active (pid {state.pid}); nothing restarted")
+                    logs.info(
+                        __name__, f"{name!r} is already active (pid {state.pid}); nothing restarted"
+                    )
                     return state.to_json()
-                _say(f"{name!r} is running but not healthy ({health.detail}); restarting it")
+                logs.info(
+                    __name__,
+                    f"{name!r} is running but not healthy ({health.detail}); restarting it",
+                )
             stopped = _settle(state, settings)
             clear_state(settings.state_file)
             if stopped:
@@ -145,8 +148,8 @@ def activate(name: str, *, registry: Registry | None = None) -> dict[str, Any]:
                 time.sleep(settings.restart_backoff_s)
         _require_port_free(settings.port, settings, stopped=None)
         for warning in plan.warnings:
-            _say(f"warning: {warning}")
-        _say(f"starting {name!r} on port {settings.port} (log: {plan.log_path})")
+            logs.warning(__name__, warning)
+        logs.info(__name__, f"starting {name!r} on port {settings.port} (log: {plan.log_path})")
         started = start_server(plan, settings)
         state = State(
             logical_name=name,
@@ -194,7 +197,7 @@ def _record_activation(
         registry.save()
     except RegistryWriteError as exc:
         # The server runs and the state is written; only the record is missing.
-        _say(f"warning: performance.activation not recorded: {exc}")
+        logs.warning(__name__, f"performance.activation not recorded: {exc}")
 
 
 def deactivate(*, registry: Registry | None = None) -> dict[str, Any] | None:
@@ -226,9 +229,10 @@ def current(*, registry: Registry | None = None) -> dict[str, Any] | None:
     if status is Liveness.RUNNING:
         return state.to_json()
     if status is Liveness.LEFTOVERS:
-        _say(
-            f"warning: {state.logical_name!r} (pid {state.pid}) has exited but members of its "
-            "process tree live on; `activate-model --stop` stops them"
+        logs.warning(
+            __name__,
+            f"{state.logical_name!r} (pid {state.pid}) has exited but members of its "
+            "process tree live on; `activate-model --stop` stops them",
         )
         return None
     _clear_if_unchanged(settings, state, status)
@@ -249,4 +253,4 @@ def _clear_if_unchanged(settings: Settings, state: State, status: Liveness) -> N
     except OrchestrationError as exc:
         # Most often a switch in progress holds the lock; it rewrites the state itself.
         cleared = f"; not cleared ({exc})"
-    _say(f"warning: {state.logical_name!r}: pid {state.pid} {why}{cleared}")
+    logs.warning(__name__, f"{state.logical_name!r}: pid {state.pid} {why}{cleared}")

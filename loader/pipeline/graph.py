@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from loader.config import Config, load_config
 from loader.errors import ArtifactError
 from loader.integrity.hashing import ArtifactSet, resolve_artifact_set
+from loader.logs import use_config
 from loader.registry.snapshot import LayerFiles, layer_files_for
 
 if TYPE_CHECKING:
@@ -134,6 +135,7 @@ def build_graph(
     model's files. Raises ``RegistryError`` for bad overrides or layers.
     ``invoke``: how the tasks' actions run an operation (``loader.operations.invoke``)."""
     config = registry.cfg if registry is not None else load_config(list(overrides))
+    use_config(config)  # the door's warnings as the profile says (JSON lines under ci)
     files = layer_files_for(config)
     entries = None if registry is not None else _confirmed_snapshot(config, files)
     graph = Graph(config, files, entries or {}, given_registry=registry, invoke=invoke)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import sys
 import time
 from pathlib import Path
 
+from loader import logs
 from loader.errors import RegistryWriteError
 
 DATABASE = "doit.sqlite3"
@@ -132,11 +132,11 @@ def _set_aside_if_damaged(database: Path) -> None:
             f"{database}: doit's database is damaged ({reason}) and cannot be moved "
             f"aside ({exc.strerror}); remove it by hand"
         ) from None
-    print(
-        f"warning: {database}: doit's database is damaged ({reason}); moved aside to "
+    logs.warning(
+        __name__,
+        f"{database}: doit's database is damaged ({reason}); moved aside to "
         f"{aside.name} and rebuilt: every task checks its files again (hashes come "
         "from the stat cache)",
-        file=sys.stderr,
     )
 
 

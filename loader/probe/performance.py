@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loader import logs
 from loader.errors import OverrideError
 from loader.fileio import atomic_write_bytes, read_regular_file
 from loader.registry.core import Registry, default_registry
@@ -72,7 +72,7 @@ def _read_samples(path: Path) -> dict[str, list[dict[str, Any]]]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        print(f"warning: {path}: unreadable ({exc}); starting the samples afresh", file=sys.stderr)
+        logs.warning(__name__, f"{path}: unreadable ({exc}); starting the samples afresh")
         return {}
     if not isinstance(data, dict):
         return {}

@@ -9,11 +9,11 @@ storage strategy (a folder, or one legacy file: ``loader.registry.state``,
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loader import logs
 from loader.config import Config, load_config
 from loader.errors import RegistryWriteError, UnknownModelError
 from loader.registry.compose import (
@@ -216,13 +216,10 @@ class RegistryReader:
         try:
             self.write_snapshot(only_if_layers_unchanged=True, wait=wait)
         except RegistryLockBusy as exc:
-            print(
-                f"warning: snapshot not refreshed: {exc}; the layers were read directly",
-                file=sys.stderr,
-            )
+            logs.warning(__name__, f"snapshot not refreshed: {exc}; the layers were read directly")
         except RegistryWriteError as exc:
             # A read-only registry is still readable; say why its snapshot is old.
-            print(f"warning: snapshot not refreshed: {exc}", file=sys.stderr)
+            logs.warning(__name__, f"snapshot not refreshed: {exc}")
 
     def discard_snapshot_refresh(self) -> None:
         """Forget that the last load found the snapshot stale (a dry run must

@@ -9,10 +9,10 @@ written.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from loader import logs
 from loader.errors import RegistryWriteError
 from loader.registry.compose import CURATED, DynamicFields, Sources, layer_of, set_path
 from loader.registry.downloads import refuse_duplicate_downloads
@@ -202,11 +202,11 @@ def warn_if_masked(name: str, fields: Fields, sources: Sources, dynamic: Dynamic
         if value_at(curated, path) is None:
             continue  # curated null is "no opinion": the discovered value shows
         if layer_of(prov, path) == CURATED and path[0] not in dynamic:
-            print(
-                f"warning: {sources.curated.path}: entry {name!r}: {'.'.join(path)} is set "
+            logs.warning(
+                __name__,
+                f"{sources.curated.path}: entry {name!r}: {'.'.join(path)} is set "
                 "in the curated layer, which wins for static fields; the discovered "
                 "change is saved but masked",
-                file=sys.stderr,
             )
 
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from loader import logs
 from loader.fileio import atomic_write_bytes, remove_dead_temps
 
 if TYPE_CHECKING:
@@ -102,10 +102,10 @@ def snapshot_only_names(snapshot: Path, sources: Sources, removed: Iterable[str]
     if only:
         only = hand_added(only, raw, read_record(snapshot))
     if only:
-        print(
-            f"warning: {snapshot}: entries only in the merged snapshot (hand-edited): "
+        logs.warning(
+            __name__,
+            f"{snapshot}: entries only in the merged snapshot (hand-edited): "
             f"{', '.join(repr(n) for n in only)}; the snapshot is not rewritten, so they "
             "are kept; adopt them into the discovered layer with: imageworks-loader migrate",
-            file=sys.stderr,
         )
     return only

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from loader import logs
 from loader.errors import EntryValidationError
 from loader.registry.merge import DynamicFields
 from loader.registry.sources import Composed, Sources, locate_field
@@ -70,10 +70,10 @@ def _warn_zero_ports(result: Composed, sources: Sources, dynamic: DynamicFields)
         return
     where = locate_field(result, sources, dynamic, zero[0], ("backend_config", "port"))
     more = f" (also {', '.join(repr(n) for n in zero[1:])})" if zero[1:] else ""
-    print(
-        f"warning: {where}: backend_config.port: 0 means no port, so the backend's default "
+    logs.warning(
+        __name__,
+        f"{where}: backend_config.port: 0 means no port, so the backend's default "
         f"port is used (as ImageWorks reads it){more}",
-        file=sys.stderr,
     )
 
 
