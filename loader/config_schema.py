@@ -20,12 +20,16 @@ import os
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from loader.errors import ImporterError, OrchestrationError, OverrideError, RegistryLoadError
 
-if TYPE_CHECKING:
-    from loader.config import Config
+
+class ConfigKeys(Protocol):
+    """What a group is read from: ``loader.config.Config`` (its ``get``)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
 
 _MISSING: Any = object()
 G = TypeVar("G")
@@ -171,7 +175,7 @@ def setting(check: Any, key: str | None = None) -> Any:
     return field(metadata={"check": check, "key": key})
 
 
-def read_group(cls: type[G], cfg: Config) -> G:
+def read_group(cls: type[G], cfg: ConfigKeys) -> G:
     """Read and check one group of the composed config."""
     group: str = cls.GROUP  # type: ignore[attr-defined]
     error: type[Exception] = cls.ERROR  # type: ignore[attr-defined]

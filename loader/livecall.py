@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 
 import httpcore
 
+from loader import strictjson
 from loader.errors import RegistryError
-from loader.registry import strictjson
 
 READ_CHUNK = 64 * 1024
 

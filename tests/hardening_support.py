@@ -19,7 +19,7 @@ LOCK_NAME = ".model_registry.lock"
 
 HOLDER = """
 import sys, time
-from loader.integrity.file_locks import file_lock
+from loader.file_locks import file_lock
 with file_lock(sys.argv[1], 5):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))

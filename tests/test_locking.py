@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from loader.integrity.file_locks import LockTimeout, file_lock
+from loader.file_locks import LockTimeout, file_lock
 
 HOLDER = """
 import sys, time
-from loader.integrity.file_locks import file_lock
+from loader.file_locks import file_lock
 with file_lock(sys.argv[1], 5):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -55,7 +55,7 @@ def test_the_same_thread_can_take_the_lock_again_without_deadlock(tmp_path):
             [
                 sys.executable,
                 "-c",
-                "import sys\nfrom loader.integrity.file_locks import file_lock, LockTimeout\n"
+                "import sys\nfrom loader.file_locks import file_lock, LockTimeout\n"
                 "try:\n    file_lock(sys.argv[1], 0.2).__enter__()\nexcept LockTimeout:\n"
                 "    sys.exit(3)\n",
                 str(path),

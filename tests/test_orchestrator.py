@@ -309,7 +309,7 @@ def test_a_second_caller_gives_up_after_the_lock_timeout_naming_the_holder(orche
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom loader.integrity.file_locks import file_lock\n"
+            "import sys, time\nfrom loader.file_locks import file_lock\n"
             "with file_lock(sys.argv[1], 5):\n    print('held', flush=True)\n    time.sleep(120)",
             str(orchestra.state_file.with_suffix(".lock")),
         ],

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loader import logs
+from loader import logs, strictjson
 from loader.errors import ImporterError
 from loader.fileio import FileTooLarge, NotRegularFile, read_regular_file
 from loader.importers.chat_template import TemplateStore
@@ -31,7 +31,6 @@ from loader.importers.shape import (
 )
 from loader.integrity.hash_cache import HashCache
 from loader.literal import escape, literal
-from loader.registry import strictjson
 from loader.registry.core import Registry
 from loader.registry.service import backend_default_port
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from loader import logs
+from loader.file_locks import LockTimeout, file_lock
 from loader.fileio import Fingerprint, atomic_write_bytes, read_regular_file
 from loader.integrity.artifacts import HEX64
-from loader.integrity.file_locks import LockTimeout, file_lock
 
 __all__ = ["CACHE_LOCK_WAIT_S", "HashCache", "read_cache_file"]
 

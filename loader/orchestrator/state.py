@@ -19,10 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loader import logs
+from loader import logs, strictjson
 from loader.errors import OrchestrationError
 from loader.fileio import FileTooLarge, NotRegularFile, atomic_write_bytes, read_regular_file
-from loader.registry import strictjson
 
 # A state is a few hundred bytes; its argv may be long, never this long.
 MAX_STATE_BYTES = 1024 * 1024

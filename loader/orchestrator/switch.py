@@ -11,7 +11,7 @@ from typing import Any
 
 from loader import logs
 from loader.errors import OrchestrationError, RegistryWriteError
-from loader.integrity.file_locks import LockTimeout, file_lock
+from loader.file_locks import LockTimeout, file_lock
 from loader.orchestrator import cgroup
 from loader.orchestrator.health import check_health
 from loader.orchestrator.launch import build_launch

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from loader.errors import RegistryWriteError
-from loader.integrity.file_locks import LockTimeout, file_lock
+from loader.file_locks import LockTimeout, file_lock
 
 LOCK_NAME = ".model_registry.lock"
 LOCK_TIMEOUT_S = 60.0

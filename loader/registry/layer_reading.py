@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loader import strictjson
 from loader.errors import RegistryLoadError
 from loader.fileio import FileTooLarge, NotRegularFile, read_regular_file
-from loader.registry import indent, strictjson
+from loader.registry import indent
 
 # Largest layer file read (config ``registry.max_layer_bytes``); a 1,000-entry
 # registry is ~5 MB, so this only stops a runaway or a device.

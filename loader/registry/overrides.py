@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from loader import strictjson
 from loader.errors import OverrideError
-from loader.registry import strictjson
 from loader.registry.merge import Path_
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from loader import strictjson
 from loader.errors import OverrideError, UnknownModelError
-from loader.registry import strictjson
 from loader.registry.compose import CURATED, DISCOVERED, Sources, parse_value
 from loader.registry.core import Registry, unknown_message
 from loader.registry.schema import RegistryEntry
