@@ -5,8 +5,8 @@
 * ``hash_cache``: the stat cache, so unchanged files are not read again;
 * ``progress``: the progress line; ``aggregate``: the hash locks compare;
 * ``entry_hashing``: one registry entry hashed with the registry's settings;
-* ``version_locks``: verify, lock, unlock; ``legacy_locks``: ImageWorks subset locks;
-* ``file_locks``: inter-process locks.
+* ``version_locks``: verify, lock, unlock; ``legacy_locks``: ImageWorks subset locks.
 
-Opening files beneath a root and atomic writes live in ``loader.fileio``.
+Opening files beneath a root and atomic writes live in ``loader.fileio``, the
+inter-process file locks in ``loader.file_locks`` (both below the registry).
 """
