@@ -7,7 +7,7 @@ so list and dict fields read ``null`` as empty.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
@@ -107,8 +107,9 @@ class Probes(_Part):
     vision: Any = None
 
 
-def _parts(cls: type[BaseModel]):
-    return Annotated[cls, BeforeValidator(_none_as_empty_dict)]
+_Model = TypeVar("_Model", bound=BaseModel)
+# A nested part that reads ``null`` as empty: ``_Lenient[BackendConfig]``.
+_Lenient = Annotated[_Model, BeforeValidator(_none_as_empty_dict)]
 
 
 class RegistryEntry(_Part):
@@ -117,13 +118,13 @@ class RegistryEntry(_Part):
     name: str
     display_name: str | None = None
     backend: str = "vllm"
-    backend_config: _parts(BackendConfig) = Field(default_factory=BackendConfig)
+    backend_config: _Lenient[BackendConfig] = Field(default_factory=BackendConfig)
     capabilities: AnyDict = Field(default_factory=dict)
-    artifacts: _parts(Artifacts) = Field(default_factory=Artifacts)
-    chat_template: _parts(ChatTemplate) = Field(default_factory=ChatTemplate)
-    version_lock: _parts(VersionLock) = Field(default_factory=VersionLock)
-    performance: _parts(Performance) = Field(default_factory=Performance)
-    probes: _parts(Probes) = Field(default_factory=Probes)
+    artifacts: _Lenient[Artifacts] = Field(default_factory=Artifacts)
+    chat_template: _Lenient[ChatTemplate] = Field(default_factory=ChatTemplate)
+    version_lock: _Lenient[VersionLock] = Field(default_factory=VersionLock)
+    performance: _Lenient[Performance] = Field(default_factory=Performance)
+    probes: _Lenient[Probes] = Field(default_factory=Probes)
     generation_defaults: AnyDict = Field(default_factory=dict)
     served_model_id: str | None = None
     model_aliases: StrList = Field(default_factory=list)
