@@ -108,6 +108,7 @@ class _Group(Generic[G]):
 
     def __get__(self, cfg: Config | None, owner: type | None = None) -> G:
         if cfg is None:
+            # On the class (Config.paths), the descriptor itself, as property does.
             return self  # type: ignore[return-value]
         import loader.config_schema
 

@@ -12,16 +12,15 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from loader.registry.capabilities import (  # noqa: F401 (re-exported: the schema's public names)
-    CANONICAL_CAPABILITIES,
-    CAPABILITY_SYNONYMS,
-    canonical_capability,
-    canonical_only,
-    capability_enabled,
-    capability_of,
-    clean_served_model_id,
-    normalize_capabilities,
-)
+# Re-exported (``X as X``): the schema's public names.
+from loader.registry.capabilities import CANONICAL_CAPABILITIES as CANONICAL_CAPABILITIES
+from loader.registry.capabilities import CAPABILITY_SYNONYMS as CAPABILITY_SYNONYMS
+from loader.registry.capabilities import canonical_capability as canonical_capability
+from loader.registry.capabilities import canonical_only as canonical_only
+from loader.registry.capabilities import capability_enabled as capability_enabled
+from loader.registry.capabilities import capability_of as capability_of
+from loader.registry.capabilities import clean_served_model_id as clean_served_model_id
+from loader.registry.capabilities import normalize_capabilities as normalize_capabilities
 
 
 def _none_as_empty_list(value: Any) -> Any:
