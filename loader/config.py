@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from loader.errors import OverrideError, RegistryLoadError
 from loader.fileio import Fingerprint
@@ -90,7 +90,8 @@ def compose_with_hydra(overrides: Sequence[str]) -> dict[str, Any]:
             cfg = compose(CONFIG_NAME, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
         raise OverrideError(f"config override: {hydra_reason(exc)}") from None
-    data = OmegaConf.to_container(cfg, resolve=False)
+    # A DictConfig converts to a dict, keyed by strings (Hydra's config keys).
+    data = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=False))
     data.pop("hydra", None)
     return data
 
@@ -107,6 +108,7 @@ class _Group(Generic[G]):
 
     def __get__(self, cfg: Config | None, owner: type | None = None) -> G:
         if cfg is None:
+            # On the class (Config.paths), the descriptor itself, as property does.
             return self  # type: ignore[return-value]
         import loader.config_schema
 
@@ -154,7 +156,8 @@ class Config:
     def from_omegaconf(cls, cfg: DictConfig) -> Config:
         from omegaconf import OmegaConf
 
-        raw = OmegaConf.to_container(cfg, resolve=False)
+        # A DictConfig converts to a dict, keyed by strings (Hydra's config keys).
+        raw = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=False))
         raw.pop("hydra", None)
         return cls(raw)
 
@@ -298,7 +301,7 @@ def resolve_all(cfg: DictConfig) -> dict[str, Any]:
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        return OmegaConf.to_container(cfg, resolve=True)
+        return cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True))
     except OmegaConfBaseException:
         pass
 

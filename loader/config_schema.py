@@ -177,6 +177,8 @@ def setting(check: Any, key: str | None = None) -> Any:
 
 def read_group(cls: type[G], cfg: ConfigKeys) -> G:
     """Read and check one group of the composed config."""
+    # Every group below is a dataclass with GROUP and ERROR; G is left unbound
+    # so that Config.group takes any of them without a protocol of its own.
     group: str = cls.GROUP  # type: ignore[attr-defined]
     error: type[Exception] = cls.ERROR  # type: ignore[attr-defined]
     values: dict[str, Any] = {}

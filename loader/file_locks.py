@@ -16,7 +16,7 @@ from collections.abc import Iterator
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # None marks "no fcntl": filelock instead
 
 
 class LockTimeout(TimeoutError):

@@ -217,13 +217,13 @@ def atomic_write(
     try:
         current = open_regular(path) if unless_same else None
         try:
-            same = current is not None
+            compare = current  # the current file, while it still matches what is written
             with open(tmp, "wb") as out:
                 for piece in pieces:
                     out.write(piece)
-                    if same and current.read(len(piece)) != piece:
-                        same = False
-                if same and current.read(1) == b"":
+                    if compare is not None and compare.read(len(piece)) != piece:
+                        compare = None
+                if compare is not None and compare.read(1) == b"":
                     tmp.unlink()
                     return False
                 if durable:

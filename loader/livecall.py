@@ -21,9 +21,9 @@ import threading
 import time
 import urllib.request
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import httpcore
@@ -114,7 +114,9 @@ class _BoundedStream(httpcore.NetworkStream):
     def close(self) -> None:
         self._inner.close()
 
-    def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout=None):
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> _BoundedStream:
         inner = self._inner.start_tls(ssl_context, server_hostname, self._left(timeout))
         return _BoundedStream(inner, self._deadlines)
 
@@ -127,7 +129,14 @@ class _BoundedBackend(httpcore.NetworkBackend):
         self._inner = httpcore.SyncBackend()
         self._deadlines = deadlines
 
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> _BoundedStream:
         at = self._deadlines.at
         if at is not None:
             left = at - time.monotonic()
@@ -137,7 +146,12 @@ class _BoundedBackend(httpcore.NetworkBackend):
         stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
         return _BoundedStream(stream, self._deadlines)
 
-    def connect_unix_socket(self, path, timeout=None, socket_options=None):  # pragma: no cover
+    def connect_unix_socket(  # pragma: no cover
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> NoReturn:
         raise httpcore.ConnectError("unix sockets are not used for live calls")
 
     def sleep(self, seconds: float) -> None:

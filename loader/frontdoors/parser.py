@@ -63,7 +63,13 @@ class _VersionAction(argparse.Action):
     def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
 
-    def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> NoReturn:
         from importlib.metadata import version
 
         print(f"{PROG} {version('imageworks-loader')}")
@@ -71,7 +77,13 @@ class _VersionAction(argparse.Action):
 
 
 class _CompletionAction(argparse.Action):
-    def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> NoReturn:
         from loader.frontdoors.completion import completion_script
 
         sys.stdout.write(completion_script(parser, str(values)))
@@ -103,7 +115,11 @@ def alias_dest(param: Param) -> str:
 
 def _model_names(action: argparse.Action, param: Param) -> argparse.Action:
     if param.model_names:  # completed from the registry by the scripts of `completion`
-        action.complete = {"bash": "_imageworks_loader_models", "zsh": "_imageworks_loader_models"}
+        # shtab reads ``complete`` off the action; argparse declares no such field.
+        action.complete = {  # type: ignore[attr-defined]
+            "bash": "_imageworks_loader_models",
+            "zsh": "_imageworks_loader_models",
+        }
     return action
 
 
@@ -128,13 +144,13 @@ def _add_param(parser: argparse.ArgumentParser, param: Param) -> None:
     for shortcut in param.shortcuts:
         parser.add_argument(shortcut.flag, action="store_true", help=shortcut.help)
     flags = [f for f in (param.option, param.short) if f]
-    dest = {} if param.flag is None else {"dest": param.name}
+    dest: dict[str, Any] = {} if param.flag is None else {"dest": param.name}
     if param.kind is bool:
         parser.add_argument(*flags, action="store_true", help=param.help, **dest)
     elif param.kind is list:
         parser.add_argument(*flags, action="append", default=[], help=param.help, **dest, **extra)
     else:
-        kind = {} if param.kind is str else {"type": param.kind}
+        kind: dict[str, Any] = {} if param.kind is str else {"type": param.kind}
         parser.add_argument(*flags, **kind, help=param.help, **dest, **extra)
 
 

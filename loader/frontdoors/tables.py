@@ -52,7 +52,8 @@ def served_now(registry: Registry) -> str | None:
     try:
         from loader.orchestrator.settings import Settings
         from loader.orchestrator.state import read_state
-        from loader.orchestrator.switch import Liveness, liveness
+        from loader.orchestrator.switch import liveness
+        from loader.orchestrator.tree import Liveness
 
         state = read_state(Settings.from_config(registry.cfg).state_file)
         if state is not None and liveness(state) is Liveness.RUNNING:

@@ -209,7 +209,9 @@ def folder_fields(
     download_format, quantization = _format_and_quantization(config, files)
     name = entry_name(folder_stem(folder), quantization)
     chat_template = _chat_template(folder, templates, max_json)
-    text_config = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    text_config = config.get("text_config")
+    if not isinstance(text_config, dict):
+        text_config = {}
     context = config.get("max_position_embeddings") or text_config.get("max_position_embeddings")
     fields: dict[str, Any] = {
         "display_name": display_name(name),

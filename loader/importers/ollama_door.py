@@ -63,7 +63,9 @@ def text_problem(value: str, max_chars: int = MAX_TEXT_CHARS) -> str | None:
     return None
 
 
-def _text(tag: str, endpoint: str, where: str, value: Any, max_chars: int = MAX_TEXT_CHARS):
+def _text(
+    tag: str, endpoint: str, where: str, value: Any, max_chars: int = MAX_TEXT_CHARS
+) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):

@@ -83,7 +83,7 @@ class HashCache:
     @classmethod
     def load(cls, path: Path) -> HashCache:
         cache = cls(path)
-        cache._entries = read_cache_file(cache.path)
+        cache._entries = read_cache_file(Path(path))
         return cache
 
     def __len__(self) -> int:

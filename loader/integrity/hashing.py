@@ -287,9 +287,9 @@ def _hash_todo(
         futures = [pool.submit(work, real) for real in order]
         try:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in futures if f in done and f.exception() is not None]
-            if failed:
-                raise failed[0].exception()
+            errors = [e for f in futures if f in done and (e := f.exception()) is not None]
+            if errors:
+                raise errors[0]
         except BaseException:
             # Stop the others at their next chunk instead of reading gigabytes for nothing.
             cancel.set()

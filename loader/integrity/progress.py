@@ -31,15 +31,15 @@ class Progress:
             now = time.monotonic()
             if now - self._last >= self.INTERVAL or self.files_done == self.files_total:
                 self._last = now
-                self._draw()
+                self._draw(self.stream)
 
-    def _draw(self) -> None:
+    def _draw(self, stream: TextIO) -> None:
         gib = 1024**3
-        self.stream.write(
+        stream.write(
             f"\rhashing: {self.files_done}/{self.files_total} files, "
             f"{self.bytes_done / gib:.2f}/{self.bytes_total / gib:.2f} GiB"
         )
-        self.stream.flush()
+        stream.flush()
         self._shown = True
 
     def finish(self) -> None:

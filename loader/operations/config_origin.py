@@ -13,10 +13,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loader.config import Config, conf_dir
 from loader.errors import OverrideError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _ENV_REF = re.compile(r"\$\{oc\.env:([A-Za-z_]\w*)")
 _MISSING = object()
@@ -40,7 +43,7 @@ def _yaml(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _group_choices(conf: Path, overrides: list[str]) -> dict[str, str]:
+def _group_choices(conf: Path, overrides: Sequence[str]) -> dict[str, str]:
     """Each config group's chosen option: the defaults list, then overrides."""
     chosen: dict[str, str] = {}
     for item in _yaml(conf / "config.yaml").get("defaults") or []:
@@ -55,7 +58,7 @@ def _group_choices(conf: Path, overrides: list[str]) -> dict[str, str]:
     return chosen
 
 
-def _override_for(key: str, overrides: list[str], groups: set[str]) -> str | None:
+def _override_for(key: str, overrides: Sequence[str], groups: set[str]) -> str | None:
     for text in reversed(overrides):
         name = text.partition("=")[0].lstrip("+~")
         if name in groups:

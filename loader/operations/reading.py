@@ -26,8 +26,8 @@ def list_op(registry: Registry, role: str | None = None) -> list[dict[str, Any]]
     plain = registry.confirmed_snapshot()
     if plain is not None:  # the common case: plain data, no validation needed
         by_name = {data["name"]: data for data in plain}
-        rows = (_plain_list_row(by_name[name], host) for name in sorted(by_name))
-        return [row for row in rows if not role or role in row["roles"]]
+        plain_rows = (_plain_list_row(by_name[name], host) for name in sorted(by_name))
+        return [row for row in plain_rows if not role or role in row["roles"]]
     entries = registry.ensure_loaded()
     rows = []
     for name in sorted(entries):
@@ -102,12 +102,12 @@ def select_op(
 
     if name and role:
         raise OverrideError("select: give a model NAME or --role ROLE, not both")
-    if not name and not role:
+    if role:
+        name = select_by_role(role, require_capabilities=require, registry=registry)
+    elif not name:
         raise OverrideError("select: give a model NAME or --role ROLE")
     from loader.registry.service import select_model
 
-    if role:
-        name = select_by_role(role, require_capabilities=require, registry=registry)
     return select_model(name, require_capabilities=require, registry=registry).to_json()
 
 

@@ -22,9 +22,9 @@ def verify_op(
 
     if all and name:
         raise OverrideError(f"verify: give a model NAME or --all, not both (got {name!r})")
-    if not all and not name:
-        raise OverrideError("verify: give a model NAME or --all")
     if not all:
+        if not name:
+            raise OverrideError("verify: give a model NAME or --all")
         result = verify_model(registry.get(name), registry=registry, rehash=rehash)
         return Outcome(result.to_json(), 0, result.warning or "")
     results, worst = verify_all(registry, sorted(registry.ensure_loaded()), rehash=rehash)

@@ -187,12 +187,14 @@ def _record_activation(
     from loader.registry.hosts import host_name, record
 
     entry = registry.get(name)
-    entry.performance.activation = {
+    activation = {
         "startup_s": round(startup_s, 2),
         "max_model_len": max_model_len,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    record(entry, host_name(registry.cfg), "activation", dict(entry.performance.activation))
+    # An extra field (extra="allow"), not declared: entries without one stay as they are.
+    entry.performance.activation = activation  # type: ignore[attr-defined]
+    record(entry, host_name(registry.cfg), "activation", dict(activation))
     try:
         registry.save()
     except RegistryWriteError as exc:

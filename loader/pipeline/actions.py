@@ -44,7 +44,7 @@ def call_operation(operation: str, graph: Graph, arguments: dict[str, Any]) -> A
     return invocation.data
 
 
-def operation_action(operation: str, graph: Graph, arguments: dict[str, Any]) -> Callable:
+def operation_action(operation: str, graph: Graph, arguments: dict[str, Any]) -> Callable[[], Any]:
     def action() -> Any:
         return call_operation(operation, graph, arguments)
 

@@ -42,7 +42,9 @@ class PipelineReporter(ConsoleReporter):
 
     # --- output ---------------------------------------------------------------
 
-    def _log(self, level: str, event: str, task: str | None, message: str = "", **extra: Any):
+    def _log(
+        self, level: str, event: str, task: str | None, message: str = "", **extra: Any
+    ) -> None:
         if self.json_logs:
             line = {"time": now(), "level": level, "event": event, "task": task}
             if message:

@@ -95,6 +95,8 @@ def serves_itself(entry: dict[str, Any], orchestrator_port: Any) -> bool:
     if config.get("base_url"):
         return True
     port = config.get("port")
+    if port is None:
+        return False
     try:
         return int(port) not in (0, int(orchestrator_port))
     except (TypeError, ValueError):

@@ -83,7 +83,7 @@ def hash_tasks(graph: Graph) -> list[dict[str, Any]]:
         deps = file_deps(artifact_set)
         record = hash_record(graph, name)
 
-        def run(name: str = name, deps: list[str] = deps, record: str = record) -> dict:
+        def run(name: str = name, deps: list[str] = deps, record: str = record) -> dict[str, Any]:
             from loader.integrity.version_locks import hash_model
 
             result = hash_model(graph.registry.get(name), registry=graph.registry)
@@ -141,6 +141,7 @@ def _inputs_unchanged(key: str, recorded: str | None) -> Callable[..., bool]:
     def uptodate(task: Any, values: dict[str, Any]) -> bool:
         return values.get("inputs") == key and values.get("aggregate_sha256") == recorded
 
+    # What doit's inspect.signature reads; functions take attributes, typeshed says not.
     uptodate.__signature__ = _UPTODATE_SIGNATURE  # type: ignore[attr-defined]
     return uptodate
 

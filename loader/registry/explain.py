@@ -10,6 +10,8 @@ from loader.registry.layers import Layer
 from loader.registry.merge import value_at
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from loader.registry.compose import Composed
     from loader.registry.schema import RegistryEntry
 
@@ -68,7 +70,7 @@ def _prefixes(path: tuple[str, ...]) -> list[tuple[str, ...]]:
     return [path[:end] for end in range(len(path), 0, -1)]
 
 
-def _leaves(data: Any, path: tuple[str, ...]):
+def _leaves(data: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
     if isinstance(data, dict) and data:
         for key, value in data.items():
             yield from _leaves(value, (*path, key))

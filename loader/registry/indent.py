@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import json
 import json.encoder as _std
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+
+# The C encoder behind ``json.dumps``; None on an interpreter without the C
+# accelerator. Private to the standard library, so typeshed does not declare it.
+_c_make_encoder: Callable[..., Any] | None = getattr(_std, "c_make_encoder", None)
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _LITERALS = {None: "null", True: "true", False: "false"}
@@ -40,7 +44,9 @@ class _Writer:
         self._newlines: dict[int, tuple[str, str]] = {}
 
     def _c_encoder(self, item_separator: str) -> Any:
-        return _std.c_make_encoder(
+        if _c_make_encoder is None:  # dumps and iter_dumps never build a _Writer then
+            raise RuntimeError("json's C encoder is not available")
+        return _c_make_encoder(
             self.markers, self._default, self.string, None, ": ", item_separator,
             False, False, False,
         )  # fmt: skip
@@ -167,7 +173,7 @@ def _step(indent: int | str) -> str:
 
 def dumps(data: Any, indent: int | str, ensure_ascii: bool = False) -> str:
     """``json.dumps(data, indent=indent, ensure_ascii=ensure_ascii, allow_nan=False)``."""
-    if _std.c_make_encoder is None:  # an interpreter without the C accelerator
+    if _c_make_encoder is None:  # an interpreter without the C accelerator
         return _standard(data, indent, ensure_ascii)
     return _Writer(_step(indent), ensure_ascii).text(data, 0, indent)
 
@@ -175,7 +181,7 @@ def dumps(data: Any, indent: int | str, ensure_ascii: bool = False) -> str:
 def iter_dumps(data: Any, indent: int | str, ensure_ascii: bool = False) -> Iterator[str]:
     """The same text in pieces, a top-level list one item at a time, so a
     large registry is never held twice over as fragments."""
-    if not isinstance(data, list) or not data or _std.c_make_encoder is None:
+    if not isinstance(data, list) or not data or _c_make_encoder is None:
         yield dumps(data, indent, ensure_ascii)
         return
     step = _step(indent)

@@ -18,12 +18,14 @@ from loader.registry.layers import Layer, read_regular_file
 from loader.registry.snapshot import LayerFiles, SnapshotStamps
 
 if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
     from loader.registry.schema import RegistryEntry
 
-_ENTRY_LIST_ADAPTER = None
+_ENTRY_LIST_ADAPTER: TypeAdapter[list[RegistryEntry]] | None = None
 
 
-def entry_list_adapter():
+def entry_list_adapter() -> TypeAdapter[list[RegistryEntry]]:
     """pydantic's ``TypeAdapter(list[RegistryEntry])``, built on first use."""
     global _ENTRY_LIST_ADAPTER
     if _ENTRY_LIST_ADAPTER is None:

@@ -42,6 +42,8 @@ def merge_entry(
     """
     if discovered is None or curated is None:
         only, layer = (curated, CURATED) if discovered is None else (discovered, DISCOVERED)
+        if only is None:
+            raise TypeError("merge_entry needs a curated or a discovered copy")
         if provenance is not None:
             for key in only:
                 provenance[(key,)] = layer

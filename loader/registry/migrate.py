@@ -56,7 +56,9 @@ def split_entry(
     return curated, (tooling if len(tooling) > 1 else None)
 
 
-def snapshot_only_entries(snapshot: Layer, curated: Layer, discovered: Layer) -> list[dict]:
+def snapshot_only_entries(
+    snapshot: Layer, curated: Layer, discovered: Layer
+) -> list[dict[str, Any]]:
     """Snapshot entries that neither layer has (hand-edited into the snapshot)."""
     layered = {e["name"] for e in curated.entries} | {e["name"] for e in discovered.entries}
     return [e for e in snapshot.entries if e["name"] not in layered]

@@ -9,7 +9,7 @@ written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from loader import logs
@@ -210,7 +210,7 @@ def warn_if_masked(name: str, fields: Fields, sources: Sources, dynamic: Dynamic
             )
 
 
-def diff(before: Any, after: Any, path: tuple[str, ...]):
+def diff(before: Any, after: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
     """(path, new value) for every leaf that differs between two dumps."""
     if isinstance(before, dict) and isinstance(after, dict):
         for key, value in after.items():

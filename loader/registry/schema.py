@@ -7,21 +7,20 @@ so list and dict fields read ``null`` as empty.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from loader.registry.capabilities import (  # noqa: F401 (re-exported: the schema's public names)
-    CANONICAL_CAPABILITIES,
-    CAPABILITY_SYNONYMS,
-    canonical_capability,
-    canonical_only,
-    capability_enabled,
-    capability_of,
-    clean_served_model_id,
-    normalize_capabilities,
-)
+# Re-exported (``X as X``): the schema's public names.
+from loader.registry.capabilities import CANONICAL_CAPABILITIES as CANONICAL_CAPABILITIES
+from loader.registry.capabilities import CAPABILITY_SYNONYMS as CAPABILITY_SYNONYMS
+from loader.registry.capabilities import canonical_capability as canonical_capability
+from loader.registry.capabilities import canonical_only as canonical_only
+from loader.registry.capabilities import capability_enabled as capability_enabled
+from loader.registry.capabilities import capability_of as capability_of
+from loader.registry.capabilities import clean_served_model_id as clean_served_model_id
+from loader.registry.capabilities import normalize_capabilities as normalize_capabilities
 
 
 def _none_as_empty_list(value: Any) -> Any:
@@ -107,8 +106,9 @@ class Probes(_Part):
     vision: Any = None
 
 
-def _parts(cls: type[BaseModel]):
-    return Annotated[cls, BeforeValidator(_none_as_empty_dict)]
+_Model = TypeVar("_Model", bound=BaseModel)
+# A nested part that reads ``null`` as empty: ``_Lenient[BackendConfig]``.
+_Lenient = Annotated[_Model, BeforeValidator(_none_as_empty_dict)]
 
 
 class RegistryEntry(_Part):
@@ -117,13 +117,13 @@ class RegistryEntry(_Part):
     name: str
     display_name: str | None = None
     backend: str = "vllm"
-    backend_config: _parts(BackendConfig) = Field(default_factory=BackendConfig)
+    backend_config: _Lenient[BackendConfig] = Field(default_factory=BackendConfig)
     capabilities: AnyDict = Field(default_factory=dict)
-    artifacts: _parts(Artifacts) = Field(default_factory=Artifacts)
-    chat_template: _parts(ChatTemplate) = Field(default_factory=ChatTemplate)
-    version_lock: _parts(VersionLock) = Field(default_factory=VersionLock)
-    performance: _parts(Performance) = Field(default_factory=Performance)
-    probes: _parts(Probes) = Field(default_factory=Probes)
+    artifacts: _Lenient[Artifacts] = Field(default_factory=Artifacts)
+    chat_template: _Lenient[ChatTemplate] = Field(default_factory=ChatTemplate)
+    version_lock: _Lenient[VersionLock] = Field(default_factory=VersionLock)
+    performance: _Lenient[Performance] = Field(default_factory=Performance)
+    probes: _Lenient[Probes] = Field(default_factory=Probes)
     generation_defaults: AnyDict = Field(default_factory=dict)
     served_model_id: str | None = None
     model_aliases: StrList = Field(default_factory=list)

@@ -20,6 +20,7 @@ from loader.registry.compose import CURATED, DISCOVERED, Sources, parse_value
 from loader.registry.core import Registry, unknown_message
 from loader.registry.schema import RegistryEntry
 from loader.upkeep.layer_edit import (
+    EditResult,
     Entries,
     Path_,
     drop,
@@ -107,7 +108,11 @@ def _refuse_dynamic(registry: Registry, name: str, path: Path_, hint: str) -> No
         )
 
 
-def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None, paths) -> list:
+def _changes(
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    paths: Sequence[tuple[str, ...]],
+) -> list[dict[str, Any]]:
     return [
         {"field": ".".join(p), "before": value_at(before, p), "after": value_at(after, p)}
         for p in paths
@@ -306,7 +311,7 @@ def _copy(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _outcome(result, dry_run: bool) -> dict[str, Any]:
+def _outcome(result: EditResult, dry_run: bool) -> dict[str, Any]:
     data: dict[str, Any] = {"dry_run": bool(dry_run), "written": result.written}
     if dry_run:
         data["diff"] = result.diff
