@@ -175,6 +175,7 @@ def main() -> int:
     parser.add_argument("--tags", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="write the result rows here (run_all.py)")
     args = parser.parse_args()
     if args.serve:
         serve(args.tags)
@@ -237,6 +238,34 @@ def main() -> int:
     first_mb = max(m for _, m in results["import"])
     met = first_s <= TARGET_S and first_mb <= TARGET_MB
     print(f"target {'met' if met else 'NOT met'} at {args.tags:,} tags")
+    if args.json:
+        label = f"import-ollama, {args.tags:,} tags (all new)"
+        rows = [
+            {
+                "path": f"{label}, time",
+                "floor": "(none)",
+                "values": [s for s, _ in results["import"]],
+                "unit": "s",
+                "target": f"<= {TARGET_S:g} s",
+                "limit": TARGET_S,
+            },
+            {
+                "path": f"{label}, peak RSS",
+                "floor": "(none)",
+                "values": [m for _, m in results["import"]],
+                "unit": "MB",
+                "target": f"<= {TARGET_MB:g} MB",
+                "limit": TARGET_MB,
+            },
+            {
+                "path": f"import-ollama, {args.tags:,} tags, nothing changed",
+                "floor": "bare /api/tags + /api/show loop",
+                "values": [s / floor_s for s, _ in results["again"]],
+                "target": "(none)",
+                "limit": None,
+            },
+        ]
+        args.json.write_text(json.dumps(rows))
     return 0
 
 

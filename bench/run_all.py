@@ -60,7 +60,7 @@ def cell(row: dict) -> str:
         return "-"
     unit = row.get("unit", "x")
     median = statistics.median(values)
-    suffix = " us" if unit == "us" else "x"
+    suffix = "x" if unit == "x" else f" {unit}"
     return f"{median:.2f}{suffix} ({min(values):.2f}-{max(values):.2f})"
 
 

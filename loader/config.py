@@ -10,7 +10,6 @@ environment variables they read, so a warm start needs no OmegaConf either.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from loader.errors import OverrideError, RegistryLoadError
-from loader.fileio import Fingerprint
+from loader.fileio import Fingerprint, key_digest
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -66,16 +65,15 @@ def cache_dir() -> Path:
 
 
 def _cache_key(conf: Path, overrides: Sequence[str]) -> str:
-    digest = hashlib.sha256()
-    digest.update(f"{_CACHE_FORMAT}\0{conf}\0".encode())
+    parts = [str(_CACHE_FORMAT), str(conf)]
     for root, dirs, files in os.walk(conf):
         dirs.sort()
         for name in sorted(files):
             path = os.path.join(root, name)
             size, mtime_ns, ctime_ns, ino = Fingerprint.of(os.stat(path))
-            digest.update(f"{path}\0{size}\0{mtime_ns}\0{ctime_ns}\0{ino}\0".encode())
-    digest.update(json.dumps(list(overrides)).encode())
-    return digest.hexdigest()[:32]
+            parts.append(f"{path}\0{size}\0{mtime_ns}\0{ctime_ns}\0{ino}")
+    parts.append(json.dumps(list(overrides)))
+    return key_digest(*parts)
 
 
 def compose_with_hydra(overrides: Sequence[str]) -> dict[str, Any]:

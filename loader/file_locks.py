@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
+from _thread import _local as thread_local  # threading.local, without importing threading
 from collections.abc import Iterator
 
 try:
@@ -23,7 +23,7 @@ class LockTimeout(TimeoutError):
     """The lock was held by another process for the whole timeout."""
 
 
-_held = threading.local()
+_held = thread_local()
 
 
 @contextlib.contextmanager

@@ -19,13 +19,17 @@ import contextlib
 import errno
 import os
 import re
-import socket
 import stat
-import threading
 import time
+from _thread import RLock, get_ident  # threading's own primitives, without its import
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
+
+try:  # hashlib's own BLAKE2, without loading OpenSSL: ~3 ms of every `list`
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # pragma: no cover - an interpreter built without it
+    from hashlib import blake2b as _blake2b
 
 # --- has this file changed? -------------------------------------------------
 
@@ -122,11 +126,23 @@ def file_holds(path: Path, pieces: Iterable[bytes]) -> bool:
         return current.read(1) == b""
 
 
+def key_digest(*parts: str) -> str:
+    """A 32-hex-digit name for a cache entry made of ``parts`` (BLAKE2b,
+    128 bits): for naming caches, never for checking content."""
+    digest = _blake2b(digest_size=16)
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 # --- writing ----------------------------------------------------------------
 
 
 def host_tag() -> str:
     """This host's name as it goes into temp file names (no path separators)."""
+    import socket  # only a write needs it; a read-only `list` skips the import
+
     return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "localhost"
 
 
@@ -134,7 +150,7 @@ def temp_path(path: Path) -> Path:
     """Where a write of ``path`` stages its bytes: beside it, named for this
     host, process and thread, so a writer that died can be told apart from a
     live one, and only on the host whose process ids those are."""
-    return path.with_name(f".{path.name}.{host_tag()}.{os.getpid()}.{threading.get_ident()}.tmp")
+    return path.with_name(f".{path.name}.{host_tag()}.{os.getpid()}.{get_ident()}.tmp")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -291,7 +307,7 @@ class Root:
     def __init__(self, root_real: str) -> None:
         self.path = root_real
         self._folders: dict[tuple[str, ...], int] = {(): os.open(root_real, _DIR_FLAGS)}
-        self._mutex = threading.RLock()
+        self._mutex = RLock()
 
     def open_file(self, real: str) -> tuple[int, os.stat_result]:
         """Open ``real`` (a path inside the root with no links on it when it was

@@ -27,7 +27,6 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 ROOT = "loader"
@@ -47,6 +46,8 @@ class Door:
     def format(self, level: int, level_name: str, source: str, message: str) -> str:
         message = " ".join(message.splitlines())
         if self.json_lines:
+            from datetime import UTC, datetime  # only JSON lines carry a time
+
             line = {
                 "time": datetime.now(UTC).isoformat(timespec="seconds"),
                 "level": level_name,

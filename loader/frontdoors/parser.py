@@ -9,6 +9,7 @@ command also takes ``--set`` and the Hydra flags; ``list``, ``metrics`` and
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from typing import Any, NoReturn
@@ -31,6 +32,37 @@ CLI_VALUE_OPTIONS = frozenset({"--set", "--cfg", "-c", "--package", "-p", "--for
 
 class UsageError(RegistryError):
     """The command line itself is wrong (exit 1, like every usage error)."""
+
+
+def _terminal_columns() -> int:
+    """The width ``shutil.get_terminal_size`` would give (``COLUMNS``, else the
+    terminal, else 80), without importing shutil (and its compression
+    modules) on every run: argparse's formatter imports it for each parser."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples kept as written, at the terminal's width."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_columns() - 2  # argparse's own margin
+        super().__init__(prog, indent_increment, max_help_position, width)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -198,7 +230,7 @@ def _add_command(commands: Any, op: Operation) -> None:
         help=summary,
         description=summary + ("\n\n" + detail if detail else ""),
         epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     for param in op.params:
         _add_param(sub, param)
@@ -216,7 +248,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog=PROG,
         description="A deterministic, layered model registry for local LLM/VLM serving.",
         epilog=OVERRIDES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     parser.add_argument("--version", action=_VersionAction)
     parser.add_argument(

@@ -17,11 +17,12 @@ else the machine's own name.
 
 from __future__ import annotations
 
-import socket
-from datetime import UTC, datetime
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from loader.config import Config
     from loader.registry.schema import RegistryEntry
 
@@ -33,10 +34,16 @@ def host_name(cfg: Config) -> str:
     configured = cfg.get("registry.host")
     if configured not in (None, ""):
         return str(configured)
+    if hasattr(os, "uname"):  # what gethostname() returns, without importing socket
+        return os.uname().nodename or "localhost"
+    import socket
+
     return socket.gethostname() or "localhost"
 
 
 def now() -> str:
+    from datetime import UTC, datetime
+
     return datetime.now(UTC).isoformat()
 
 
@@ -63,6 +70,8 @@ def record(entry: RegistryEntry, host: str, kind: str, result: dict[str, Any]) -
 
 def age(when: str | None, *, at: datetime | None = None) -> str:
     """``3d``, ``5h``, ``12m``, ``40s`` since an ISO time; ``""`` when unknown."""
+    from datetime import UTC, datetime
+
     if not when:
         return ""
     try:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from loader import strictjson
 from loader.errors import RegistryLoadError
@@ -23,8 +22,9 @@ from loader.registry import indent
 DEFAULT_MAX_LAYER_BYTES = 256 * 1024 * 1024
 
 
-@dataclass
-class JsonStyle:
+# A named tuple, not a dataclass: `list` imports this, and importing
+# dataclasses (with inspect) costs it ~8 ms on Python 3.11.
+class JsonStyle(NamedTuple):
     """How a file was formatted, so rewriting it keeps its bytes."""
 
     indent: int | None = 2
@@ -59,16 +59,32 @@ class JsonStyle:
             yield "".join(batch).encode("utf-8")
 
 
-@dataclass
 class Layer:
-    """One layer file as read: its entries, in file order, and its format."""
+    """One layer file as read: its entries, in file order, and its format.
+    (A plain class for the reason JsonStyle is a named tuple; migrate
+    changes a layer's style, so it is not a tuple.)"""
 
-    path: Path
-    entries: list[dict[str, Any]]
-    style: JsonStyle
-    exists: bool = True
-    # Lets a load skip walking every value when no ``${`` is in the file.
-    has_interpolation: bool = False
+    __slots__ = ("path", "entries", "style", "exists", "has_interpolation")
+
+    def __init__(
+        self,
+        path: Path,
+        entries: list[dict[str, Any]],
+        style: JsonStyle,
+        exists: bool = True,
+        has_interpolation: bool = False,  # lets a load skip walking every value
+    ) -> None:
+        self.path = path
+        self.entries = entries
+        self.style = style
+        self.exists = exists
+        self.has_interpolation = has_interpolation
+
+    def __repr__(self) -> str:
+        return (
+            f"Layer(path={self.path!r}, entries=<{len(self.entries)}>, style={self.style!r}, "
+            f"exists={self.exists!r}, has_interpolation={self.has_interpolation!r})"
+        )
 
 
 def _sniff_style(text: str) -> JsonStyle:

@@ -15,12 +15,10 @@ tells the two apart the same way.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from loader import logs
 from loader.fileio import atomic_write_bytes, remove_dead_temps
@@ -35,8 +33,9 @@ def record_path(snapshot: Path) -> Path:
     return snapshot.with_name(f".{snapshot.name}.names.json")
 
 
-@dataclass
-class SnapshotRecord:
+# A named tuple, not a dataclass: `list` imports this, and importing
+# dataclasses (with inspect) costs it ~8 ms on Python 3.11.
+class SnapshotRecord(NamedTuple):
     """What the last snapshot this loader wrote held."""
 
     sha256: str
@@ -44,6 +43,8 @@ class SnapshotRecord:
 
     def matches(self, data: bytes) -> bool:
         """True when ``data`` (the snapshot now) is exactly what was written."""
+        import hashlib  # only when a snapshot-only name needs telling apart
+
         return hashlib.sha256(data).hexdigest() == self.sha256
 
 
@@ -65,6 +66,8 @@ def read_record(snapshot: Path) -> SnapshotRecord | None:
 def write_record(snapshot: Path, data: bytes, names: list[str]) -> None:
     """Record ``names`` as the snapshot's, written as ``data``. Best effort:
     without a record, removed entries are only taken for hand-added ones."""
+    import hashlib
+
     sha = hashlib.sha256(data).hexdigest()
     current = read_record(snapshot)
     if current is not None and current.sha256 == sha and current.names == frozenset(names):

@@ -9,7 +9,6 @@ indentation), so a one-field edit is a one-field diff.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 from collections.abc import Callable
@@ -101,7 +100,7 @@ def _layer(sources: Sources, key: str) -> Layer:
 
 def _with_entries(layer: Layer, entries: Entries) -> Layer:
     text = json.dumps(entries, ensure_ascii=False)
-    return dataclasses.replace(layer, entries=entries, has_interpolation="${" in text)
+    return Layer(layer.path, entries, layer.style, layer.exists, has_interpolation="${" in text)
 
 
 def edit_layers(
