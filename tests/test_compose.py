@@ -194,3 +194,51 @@ def test_interpolation_resolves_against_config_and_environment(tmp_path, monkeyp
     registry_for(folder).load()
     resolved = read_json(folder / SNAPSHOT)[0]["backend_config"]
     assert resolved == {"port": 24001, "model_path": "/weights/Qwen/VL", "host": "gpu-box"}
+
+
+def _with_port_interpolations(folder, count=3):
+    """``count`` curated vLLM entries whose port is ``${backends.vllm.port}``."""
+    entries = read_json(folder / CURATED)
+    vllm = [e for e in entries if e.get("backend") == "vllm"][:count]
+    assert len(vllm) == count
+    for entry in vllm:
+        entry.setdefault("backend_config", {})["port"] = "${backends.vllm.port}"
+    write_json(folder / CURATED, entries)
+    return [e["name"] for e in vllm]
+
+
+def test_a_text_interpolated_in_many_entries_follows_each_composition(real_registry):
+    # The interpolator remembers a scalar per composition; a new composition
+    # (another config) resolves again.
+    names = _with_port_interpolations(real_registry)
+    first = registry_for(real_registry, "backends.vllm.port=8101").load(full=True)
+    assert {first[n].backend_config.port for n in names} == {8101}
+    second = registry_for(real_registry, "backends.vllm.port=8102").load(full=True)
+    assert {second[n].backend_config.port for n in names} == {8102}
+
+
+def test_a_repeated_interpolation_is_parsed_once_per_composition(real_registry, monkeypatch):
+    from loader.registry import interpolation
+
+    names = _with_port_interpolations(real_registry)
+    parsed: list[str] = []
+    original = interpolation.Interpolator.__init__
+
+    def counting_init(self, raw_config):
+        original(self, raw_config)
+        cfg = self._cfg
+
+        class Counting:
+            def __setitem__(self, key, text):
+                parsed.append(text)
+                cfg[key] = text
+
+            def __getitem__(self, key):
+                return cfg[key]
+
+        self._cfg = Counting()
+
+    monkeypatch.setattr(interpolation.Interpolator, "__init__", counting_init)
+    entries = registry_for(real_registry).load(full=True)
+    assert {entries[n].backend_config.port for n in names} == {24001}
+    assert parsed.count("${backends.vllm.port}") == 1

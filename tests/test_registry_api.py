@@ -251,3 +251,23 @@ def test_the_package_exports_its_public_api_lazily():
     # importing the package alone does not pay for pydantic
     probe = "import sys, loader; print('pydantic' in sys.modules)"
     assert sp.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout == "False\n"
+
+
+def test_a_save_keeps_the_entry_objects_a_caller_holds(real_registry):
+    # The reload after a save reuses each held object whose content it
+    # confirms (entry by entry, so a big registry is never held twice).
+    from loader.config import load_config
+    from loader.registry.core import Registry
+
+    registry = Registry(load_config([f"registry.dir={real_registry}"]))
+    entries = registry.load()
+    changed_name, untouched_name = sorted(entries)[:2]
+    changed, untouched = entries[changed_name], entries[untouched_name]
+    changed.last_accessed = "2026-12-01T00:00:00+00:00"  # dynamic: discovered holds it
+    assert registry.save() is True
+    assert registry.entries[changed_name] is changed
+    assert registry.entries[untouched_name] is untouched
+    changed.last_accessed = "2026-12-02T00:00:00+00:00"  # still the registry's own object
+    registry.save()
+    fresh = Registry(load_config([f"registry.dir={real_registry}"])).load()
+    assert fresh[changed_name].last_accessed == "2026-12-02T00:00:00+00:00"

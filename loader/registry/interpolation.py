@@ -37,13 +37,24 @@ class Interpolator:
         # A private copy: the slot written below must not leak into the config.
         self._cfg = OmegaConf.create(raw_config)
         OmegaConf.set_struct(self._cfg, False)
+        # Importers write the same few texts into every entry
+        # (``${backends.ollama.port}``). Each OmegaConf resolution parses the
+        # text into a tree full of reference cycles, which a load (collector
+        # paused) would keep until it ends: 10,000 entries left ~330,000
+        # such objects. A scalar result is remembered for this composition.
+        self._scalars: dict[str, Any] = {}
 
     def resolve(self, text: str) -> Any:
         from omegaconf.errors import OmegaConfBaseException
 
+        if text in self._scalars:
+            return self._scalars[text]
         try:
             # Assigning parses the text: an unterminated ``${`` fails here.
             self._cfg[self._SLOT] = text
-            return self._cfg[self._SLOT]
+            value = self._cfg[self._SLOT]
         except OmegaConfBaseException as exc:
             raise ValueError(omegaconf_reason(exc)) from None
+        if value is None or isinstance(value, (str, int, float, bool)):
+            self._scalars[text] = value
+        return value

@@ -9,7 +9,7 @@ storage strategy (a folder, or one legacy file: ``loader.registry.state``,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,13 +133,15 @@ class RegistryReader:
             return True
         return self.state.stamp != self.storage.stamp(files)
 
-    def load(self, *, full: bool = False) -> dict[str, RegistryEntry]:
+    def load(
+        self, *, full: bool = False, reuse: Mapping[str, RegistryEntry] | None = None
+    ) -> dict[str, RegistryEntry]:
         """Read, compose and validate the registry (always from disk).
 
         When the snapshot is known to be what the current layers compose to
         (see ``SnapshotStamps``), it is read instead: one parse and
         validation in pydantic's core, no merge. ``full=True`` always composes
-        the layers, keeping what ``explain`` needs.
+        the layers, keeping what ``explain`` needs; ``reuse``: see ``validate``.
         """
         if not full and self._snapshot_may_stand_in():
             with gc_paused():
@@ -147,7 +149,7 @@ class RegistryReader:
                 self.storage.check_present(files)
                 if self._load_snapshot(files):
                     return self.entries
-        self._load_layers()
+        self._load_layers(reuse)
         return self.entries
 
     def _snapshot_may_stand_in(self) -> bool:
@@ -183,7 +185,7 @@ class RegistryReader:
         self._replace_entries(entries)
         return True
 
-    def _load_layers(self) -> Composition:
+    def _load_layers(self, reuse: Mapping[str, RegistryEntry] | None = None) -> Composition:
         with gc_paused():
             files = self.layer_files()
             self.storage.check_present(files)
@@ -192,7 +194,7 @@ class RegistryReader:
             if curated_bytes is None and discovered_bytes is None:
                 raise self.storage.missing(files)
             sources = self.storage.sources(files, curated_bytes, discovered_bytes)
-            composed, entries = self.compose_sources(sources, with_overrides=True)
+            composed, entries = self.compose_sources(sources, with_overrides=True, reuse=reuse)
             composition = Composition(files, sources, composed)
             self.state.loaded_layers(composition, stamp, curated_bytes, discovered_bytes)
             self._replace_entries(entries)
@@ -250,7 +252,11 @@ class RegistryReader:
         return composition
 
     def compose_sources(
-        self, sources: Sources, *, with_overrides: bool
+        self,
+        sources: Sources,
+        *,
+        with_overrides: bool,
+        reuse: Mapping[str, RegistryEntry] | None = None,
     ) -> tuple[Composed, dict[str, RegistryEntry]]:
         """Compose and validate ``sources`` with this registry's config (and
         its ``--set`` overrides when ``with_overrides``); raises the one-line
@@ -268,7 +274,7 @@ class RegistryReader:
         )
         interpolator = Interpolator(self.cfg.raw) if needs_interpolation else None
         composed = compose(sources, self.dynamic, overrides, interpolator)
-        return composed, validate(composed, sources, self.dynamic)
+        return composed, validate(composed, sources, self.dynamic, reuse)
 
     def get(self, name: str) -> RegistryEntry:
         entries = self.ensure_loaded()

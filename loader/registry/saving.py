@@ -112,18 +112,15 @@ class RegistryWriter(RegistryReader):
             entries = apply_changes(fresh, changes, removed, self.dynamic)
             changed = write_if_changed(files.discovered, fresh.discovered.style.pieces(entries))
         del changes, entries, fresh  # a big save holds one copy less while reloading
+        # Callers keep using the entry objects they hold: the reload reuses
+        # each one whose content it confirms, so a later change is not lost.
         kept = dict(self.entries)
         deferred, self.defer_snapshot_refresh = self.defer_snapshot_refresh, True
         try:
-            self.load(full=True)  # its snapshot refresh is done below, waiting
+            self.load(full=True, reuse=kept)  # its snapshot refresh is done below, waiting
         finally:
             self.defer_snapshot_refresh = deferred
-        # Callers keep using the entry objects they hold: reuse each one whose
-        # content the reload confirms, so a later change to it is not lost.
-        for name, entry in kept.items():
-            reloaded = self.entries.get(name)
-            if reloaded is not None and reloaded.model_dump() == entry.model_dump():
-                self.entries[name] = entry
+        del kept
         # The reload found the snapshot stale; a save has succeeded, so refresh
         # it now: a writer may wait for the lock as its save did.
         self.flush_snapshot(wait=True)

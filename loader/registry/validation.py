@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from loader import logs
@@ -33,9 +33,17 @@ _ERROR_WORDS = {
 
 
 def validate(
-    result: Composed, sources: Sources, dynamic: DynamicFields
+    result: Composed,
+    sources: Sources,
+    dynamic: DynamicFields,
+    reuse: Mapping[str, RegistryEntry] | None = None,
 ) -> dict[str, RegistryEntry]:
-    """Validate every merged entry; the first bad field is reported precisely."""
+    """Validate every merged entry; the first bad field is reported precisely.
+
+    ``reuse``: entry objects a caller may still hold (a writer reloading
+    after its save); each one whose content the fresh entry confirms is kept
+    instead, so a later change to it is not lost. Done entry by entry, so a
+    10,000-entry reload never holds two validated copies of the registry."""
     from pydantic import ValidationError
 
     from loader.registry.schema import RegistryEntry
@@ -44,7 +52,7 @@ def validate(
     _warn_zero_ports(result, sources, dynamic)
     for name in result.order:
         try:
-            entries[name] = RegistryEntry.model_validate(result.merged[name])
+            entry = RegistryEntry.model_validate(result.merged[name])
         except ValidationError as exc:
             error = exc.errors()[0]
             path = tuple(str(part) for part in error["loc"])
@@ -54,6 +62,10 @@ def validate(
             raise EntryValidationError(
                 f"{where}: {_dotted(error['loc'])}: {words}{shown}"
             ) from None
+        held = reuse.get(name) if reuse else None
+        if held is not None and held.model_dump() == entry.model_dump():
+            entry = held
+        entries[name] = entry
     return entries
 
 
