@@ -234,7 +234,7 @@ class HashingConfig:
 
     # 0 (or less): one thread per core; a chunk under 64 KiB reads 64 KiB.
     workers: int = setting(Number(whole=True, least=None, default=0, or_default=True))
-    chunk_bytes: int = setting(Number(whole=True, least=None, default=4 << 20, or_default=True))
+    chunk_bytes: int = setting(Number(whole=True, least=None, default=512 << 10, or_default=True))
     cache_file: str = setting(Text(required=True))
 
 

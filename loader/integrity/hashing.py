@@ -51,7 +51,7 @@ __all__ = [
 
 _Progress = Progress  # its name when it lived here (tests patch it)
 
-DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
+DEFAULT_CHUNK_BYTES = 512 * 1024  # stays in cache from read to hash; see conf/hashing
 
 
 @dataclass
