@@ -27,13 +27,13 @@ def escape(text: str) -> str:
 
 # An opener that OmegaConf resolves: preceded by an even run of backslashes
 # (none included), so it is not one that ``escape()`` wrote.
-_LIVE_OPENER = re.compile(r"(?<!\\)(?:\\\\)*\$\{")
+LIVE_OPENER = re.compile(r"(?<!\\)(?:\\\\)*\$\{")
 
 
 def interpolates(text: str) -> bool:
     """True when OmegaConf would resolve something in ``text``; False for
     text without ``${`` and for text that ``escape()`` made literal."""
-    return "${" in text and _LIVE_OPENER.search(text) is not None
+    return "${" in text and LIVE_OPENER.search(text) is not None
 
 
 def literal(data: Any) -> Any:

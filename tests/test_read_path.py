@@ -177,3 +177,58 @@ def test_select_model_sees_entries_replaced_or_changed_in_memory(real_registry):
     assert select_model(name, registry=registry).endpoint_url.endswith(":9123/v1")
     registry.entries[name] = entry.model_copy(update={"backend": "vllm", "served_model_id": "x"})
     assert select_model(name, registry=registry).internal_model_id == "x"
+
+
+def _interpolate_ollama_ports(folder: Path) -> list[str]:
+    """What importers write: each Ollama entry's port as ``${backends.ollama.port}``."""
+    curated = {e["name"]: e for e in read_json(folder / CURATED)}
+    entries = read_json(folder / DISCOVERED)
+    names = []  # those whose port curated leaves to discovered
+    for entry in entries:
+        if entry.get("backend") == "ollama":
+            entry.setdefault("backend_config", {})["port"] = "${backends.ollama.port}"
+            pinned = (curated.get(entry["name"], {}).get("backend_config") or {}).get("port")
+            if pinned is None:
+                names.append(entry["name"])
+    write_json(folder / DISCOVERED, entries)
+    assert names
+    return names
+
+
+def test_layers_with_config_interpolations_are_read_plain_while_config_agrees(real_registry):
+    # Importers write ${paths.models}/… and ${backends.X.port}; the snapshot is
+    # still confirmed by stats, plus what those references resolve to.
+    names = _interpolate_ollama_ports(real_registry)
+    on = f"registry.dir={real_registry}"
+    assert probe("list", on)["heavy"]  # composes, confirms the snapshot
+    assert probe("list", on) == {"code": 0, "rows": 16, "heavy": [], "costly": []}
+    # A run whose config resolves the reference differently composes again.
+    moved = probe("list", on, "backends.ollama.port=11500")
+    assert "pydantic" in moved["heavy"]
+    entries = Registry(load_config([on, "backends.ollama.port=11500"])).load()
+    assert {entries[n].backend_config.port for n in names} == {11500}
+    assert probe("list", on)["heavy"] == []  # the override run recorded nothing
+
+
+def test_a_changed_environment_variable_sends_the_read_to_the_layers(real_registry, monkeypatch):
+    entries = read_json(real_registry / CURATED)
+    name = entries[0]["name"]
+    entries[0]["license"] = "${oc.env:IW_TEST_LICENSE,mit}"
+    write_json(real_registry / CURATED, entries)
+    monkeypatch.delenv("IW_TEST_LICENSE", raising=False)
+    on = f"registry.dir={real_registry}"
+    assert Registry(load_config([on])).load()[name].license == "mit"
+    assert Registry(load_config([on])).confirmed_snapshot() is not None
+    monkeypatch.setenv("IW_TEST_LICENSE", "apache-2.0")
+    registry = Registry(load_config([on]))
+    assert registry.confirmed_snapshot() is None
+    assert registry.load()[name].license == "apache-2.0"
+
+
+def test_an_interpolation_through_another_resolver_is_never_confirmed(real_registry):
+    entries = read_json(real_registry / CURATED)
+    entries[0]["license"] = "${now:%Y}"
+    write_json(real_registry / CURATED, entries)
+    on = f"registry.dir={real_registry}"
+    Registry(load_config([on])).load()
+    assert Registry(load_config([on])).confirmed_snapshot() is None

@@ -112,7 +112,7 @@ def _confirmed_snapshot(config: Config, files: LayerFiles) -> dict[str, dict[str
     from loader.registry.compose import DynamicFields
     from loader.registry.snapshot import SnapshotStamps
 
-    stamps = SnapshotStamps(files, DynamicFields(config.get("registry.dynamic_fields")))
+    stamps = SnapshotStamps(files, DynamicFields(config.get("registry.dynamic_fields")), config)
     stats = stamps.current()
     if config.get("entry_overrides") or not stamps.matches(stats):
         return None

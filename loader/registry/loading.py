@@ -13,13 +13,14 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from loader.registry.compose import DynamicFields, iter_interpolated
-from loader.registry.layers import Layer, read_regular_file
+from loader.registry.compose import DynamicFields
+from loader.registry.layers import read_regular_file
 from loader.registry.snapshot import LayerFiles, SnapshotStamps
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
+    from loader.config import Config
     from loader.registry.schema import RegistryEntry
 
 _ENTRY_LIST_ADAPTER: TypeAdapter[list[RegistryEntry]] | None = None
@@ -43,11 +44,12 @@ def parse_entries(raw: bytes) -> dict[str, RegistryEntry]:
 
 
 def confirmed_snapshot_bytes(
-    files: LayerFiles, dynamic: DynamicFields, max_bytes: int
+    files: LayerFiles, dynamic: DynamicFields, max_bytes: int, cfg: Config | None = None
 ) -> tuple[bytes, tuple[Any, ...]] | None:
     """The snapshot's bytes and the three files' stats, when the snapshot is
-    confirmed as the composition of the current layers; else None."""
-    stamps = SnapshotStamps(files, dynamic)
+    confirmed as the composition of the current layers (under ``cfg``, for
+    layers holding interpolations); else None."""
+    stamps = SnapshotStamps(files, dynamic, cfg)
     stats = stamps.current()
     if not stamps.matches(stats):
         return None
@@ -73,16 +75,6 @@ def plain_entries(raw: bytes) -> list[dict[str, Any]] | None:
     ):
         return None
     return data
-
-
-def resolves_config(layer: Layer) -> bool:
-    """The layer holds an interpolation that config or the environment
-    resolves; text stored literally (``loader.literal``) resolves to itself."""
-    from loader.literal import interpolates
-
-    if not layer.has_interpolation:
-        return False
-    return any(interpolates(text) for _, text in iter_interpolated(layer.entries))
 
 
 @contextlib.contextmanager

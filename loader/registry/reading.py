@@ -167,11 +167,13 @@ class RegistryReader:
         """
         if not self._snapshot_may_stand_in():
             return None
-        found = confirmed_snapshot_bytes(self.layer_files(), self.dynamic, self.max_layer_bytes())
+        found = confirmed_snapshot_bytes(
+            self.layer_files(), self.dynamic, self.max_layer_bytes(), self.cfg
+        )
         return None if found is None else plain_entries(found[0])
 
     def _load_snapshot(self, files: LayerFiles) -> bool:
-        found = confirmed_snapshot_bytes(files, self.dynamic, self.max_layer_bytes())
+        found = confirmed_snapshot_bytes(files, self.dynamic, self.max_layer_bytes(), self.cfg)
         if found is None:
             return False
         raw, stats = found
@@ -200,7 +202,7 @@ class RegistryReader:
             self._replace_entries(entries)
         if self.storage.keeps_snapshot and self.cfg.get("registry.refresh_snapshot_on_load"):
             stats = (*stamp, stat_stamp(files.snapshot))
-            if not SnapshotStamps(files, self.dynamic).matches(stats):
+            if not SnapshotStamps(files, self.dynamic, self.cfg).matches(stats):
                 self.state.snapshot_pending = True
                 if not self.defer_snapshot_refresh:
                     self.flush_snapshot()

@@ -16,11 +16,10 @@ from pathlib import Path
 
 from loader.config import load_config
 from loader.errors import RegistryError, RegistryWriteError
-from loader.registry.compose import Sources
+from loader.registry.compose import Sources, iter_interpolated
 from loader.registry.layers import LOCK_TIMEOUT_S, file_holds, registry_lock, write_if_changed
-from loader.registry.loading import resolves_config
 from loader.registry.reading import RegistryReader
-from loader.registry.snapshot import LayerFiles, SnapshotStamps
+from loader.registry.snapshot import LayerFiles, SnapshotStamps, interpolation_inputs
 from loader.registry.snapshot_record import snapshot_only_names
 
 __all__ = ["SnapshotWriter"]
@@ -110,7 +109,14 @@ class SnapshotWriter(RegistryReader):
 
     def _record_stamps(self, files: LayerFiles, sources: Sources) -> None:
         # Never reloads: this runs under the registry lock.
-        if resolves_config(sources.curated) or resolves_config(sources.discovered):
-            return  # resolved values depend on config and environment: never a cache
+        texts = [
+            text
+            for layer in (sources.curated, sources.discovered)
+            if layer.has_interpolation
+            for _, text in iter_interpolated(layer.entries)
+        ]
+        reads = interpolation_inputs(texts)
+        if reads is None:
+            return  # another resolver (a time, a custom one): never a cache
         if not self._layers_changed(files):
-            SnapshotStamps(files, self.dynamic).record()
+            SnapshotStamps(files, self.dynamic, self.cfg).record(reads)
