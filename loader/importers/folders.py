@@ -100,6 +100,7 @@ def _import_folders(
 ) -> tuple[ImportPlan, HashCache, TemplateStore]:
     from loader.integrity.entry_hashing import hash_cache_for
 
+    registry.ensure_composed()  # compared with the layers: compose once, not also the snapshot
     entries = registry.ensure_loaded()
     recorded = {n: _local_folders(e) for n, e in sorted(entries.items()) if e.backend != "ollama"}
     cache = hash_cache_for(registry)
@@ -242,6 +243,7 @@ def rediscover(registry: Registry, dry_run: bool = False) -> dict[str, Any]:
         name=None,
         hash=False,
     )
+    registry.ensure_composed()  # compared with the layers: compose once, not also the snapshot
     entries = registry.ensure_loaded()
     for entry_name_, entry in sorted(entries.items()):
         gone = sorted(p for p in _local_folders(entry) if not os.path.exists(p))

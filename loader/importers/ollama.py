@@ -232,6 +232,7 @@ def import_ollama(
             else:
                 facts[tag] = found
 
+    registry.ensure_composed()  # compared with the layers: compose once, not also the snapshot
     entries = registry.ensure_loaded()
     by_tag: dict[str, list[str]] = {}
     for name in sorted(entries):

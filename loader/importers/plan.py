@@ -194,6 +194,7 @@ def plan_import(
 ) -> ImportPlan:
     """Compare candidates with the composed registry. A new model whose name is
     taken by a different model is refused, naming both."""
+    registry.ensure_composed()  # compared with the layers: compose once, not also the snapshot
     entries = registry.ensure_loaded()
     plan = ImportPlan(source)
     claimed: dict[str, str] = {}  # new name -> the model claiming it
@@ -240,6 +241,7 @@ def apply_plan(registry: Registry, plan: ImportPlan, *, dry_run: bool) -> bool:
         return False
     if not plan.changes_anything:
         return False
+    registry.ensure_composed()  # compared with the layers: compose once, not also the snapshot
     entries = registry.ensure_loaded()
     raw: dict[str, list[tuple[Path_, Any]]] = {}
     for name, fields in plan.new_entries.items():
