@@ -22,6 +22,7 @@ from loader.frontdoors.output import PROG, emit, print_warnings
 from loader.logs import front_door_logging, use_config
 from loader.operations.invoke import invoke
 from loader.operations.table import OPERATIONS
+from loader.rows import plain
 
 
 def quote_override_value(value: Any) -> str:
@@ -232,7 +233,7 @@ def run_app(operation: str, hydra_args: Sequence[str]) -> int:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             folder = Path(hydra_cfg.runtime.output_dir)
             job["num"] = hydra_cfg.job.num
-            (folder / RESULT_FILE).write_text(json.dumps(job), encoding="utf-8")
+            (folder / RESULT_FILE).write_text(json.dumps(plain(job)), encoding="utf-8")
         else:
             worst = max(worst, _report_job(operation, job, compact=False))
 

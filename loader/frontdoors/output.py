@@ -12,6 +12,7 @@ from typing import Any
 
 from loader.errors import EXIT_OK, InternalError, RegistryError, error_line
 from loader.operations.invoke import Invocation
+from loader.rows import holds_rows, rows_as_list
 
 PROG = "imageworks-loader"
 COMPLETE_NAMES = "__complete-names"  # what the completion scripts run to list model names
@@ -47,13 +48,46 @@ def print_invocation(command: str, invocation: Invocation, *, compact: bool = Fa
         return write_pieces([invocation.text], code)
     result = invocation.data
     if compact:
-        return write_pieces([json.dumps(result, separators=(",", ":")), "\n"], code)
+        compact_text = json.dumps(result, separators=(",", ":"), default=rows_as_list)
+        return write_pieces([compact_text, "\n"], code)
     if isinstance(result, dict):
         # Written as it is encoded: a big report (an import of 10,000 tags)
-        # never exists twice over as one string.
-        encoded = _batched(json.JSONEncoder(indent=2).iterencode(result))
+        # never exists twice over as one string, and its rows are made one
+        # at a time (``loader.rows``).
+        encoded = _batched(iter_json(result))
         return write_pieces(itertools.chain(encoded, ["\n"]), code)
     return write_pieces([to_json(result), "\n"], code)
+
+
+def iter_json(value: Any, depth: int = 0) -> Iterator[str]:
+    """``json.dumps(value, indent=2)`` in pieces; ``Rows`` (and dicts holding
+    them) are written item by item, each row made only when it is reached."""
+    if not holds_rows(value) or (isinstance(value, dict) and not all(map(_text_key, value))):
+        encoder = json.JSONEncoder(indent=2, default=rows_as_list)
+        yield from _indented(encoder.iterencode(value), depth)
+        return
+    items = value.items() if isinstance(value, dict) else ((None, row) for row in value)
+    opener, closer = ("{", "}") if isinstance(value, dict) else ("[", "]")
+    inner = "\n" + "  " * (depth + 1)
+    separator = opener + inner
+    for key, item in items:
+        yield separator if key is None else separator + json.dumps(key) + ": "
+        yield from iter_json(item, depth + 1)
+        separator = "," + inner
+    yield opener + closer if separator.startswith(opener) else "\n" + "  " * depth + closer
+
+
+def _text_key(key: Any) -> bool:
+    return isinstance(key, str)
+
+
+def _indented(pieces: Iterable[str], depth: int) -> Iterator[str]:
+    if not depth:
+        yield from pieces
+        return
+    newline = "\n" + "  " * depth
+    for piece in pieces:
+        yield piece.replace("\n", newline)
 
 
 def emit(command: str, result: Any, *, compact: bool = False) -> int:
@@ -81,7 +115,7 @@ def to_json(result: Any) -> str:
     grep, and the C encoder makes it cheap for a thousand models)."""
     if isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
         return "[\n" + ",\n".join("  " + json.dumps(row) for row in result) + "\n]"
-    return json.dumps(result, indent=2)
+    return json.dumps(result, indent=2, default=rows_as_list)
 
 
 def write_stdout(text: str) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 from loader.errors import RegistryError, as_registry_error
 from loader.pipeline.graph import Graph
 from loader.pipeline.run_record import OperationFailed
+from loader.rows import plain
 
 
 class OperationOutcome(RegistryError):
@@ -41,7 +42,7 @@ def call_operation(operation: str, graph: Graph, arguments: dict[str, Any]) -> A
         return {"lines": invocation.text.count("\n")}
     for line in invocation.warnings:
         print(f"imageworks-loader {operation}: {line}", file=sys.stderr)
-    return invocation.data
+    return plain(invocation.data)  # doit stores it as JSON
 
 
 def operation_action(operation: str, graph: Graph, arguments: dict[str, Any]) -> Callable[[], Any]:

@@ -180,8 +180,12 @@ def dumps(data: Any, indent: int | str, ensure_ascii: bool = False) -> str:
 
 def iter_dumps(data: Any, indent: int | str, ensure_ascii: bool = False) -> Iterator[str]:
     """The same text in pieces, a top-level list one item at a time, so a
-    large registry is never held twice over as fragments."""
-    if not isinstance(data, list) or not data or _c_make_encoder is None:
+    large registry is never held twice over as fragments. An iterator is
+    written as the list of its items, each made only when it is reached."""
+    if isinstance(data, Iterator):
+        if _c_make_encoder is None:
+            data = list(data)
+    elif not isinstance(data, list) or not data or _c_make_encoder is None:
         yield dumps(data, indent, ensure_ascii)
         return
     step = _step(indent)
@@ -190,7 +194,7 @@ def iter_dumps(data: Any, indent: int | str, ensure_ascii: bool = False) -> Iter
     for item in data:
         yield separator + writer.text(item, 1, indent)
         separator = ",\n" + step
-    yield "\n]"
+    yield "[]" if separator.startswith("[") else "\n]"
 
 
 def _standard(data: Any, indent: int | str, ensure_ascii: bool) -> str:

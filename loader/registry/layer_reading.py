@@ -38,8 +38,11 @@ class JsonStyle(NamedTuple):
         """The encoded file in ~1 MiB pieces, so a large registry is never one
         string plus a million-item list of fragments in memory. The bytes are
         what ``json.dumps(data, indent=..., ensure_ascii=...)`` gives, written
-        through the C encoder (``loader/indent.py``)."""
+        through the C encoder (``loader/indent.py``). ``data`` may be an
+        iterator: it is written as a list, one item at a time."""
         if self.indent is None:
+            if isinstance(data, Iterator):
+                data = list(data)
             chunks: Iterable[str] = json.JSONEncoder(
                 ensure_ascii=self.ensure_ascii, allow_nan=False
             ).iterencode(data)

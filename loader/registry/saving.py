@@ -9,8 +9,8 @@ written.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from loader import logs
 from loader.errors import RegistryWriteError
@@ -102,15 +102,19 @@ class RegistryWriter(RegistryReader):
         self.state.removed |= removed
         refuse_duplicate_downloads(
             self.entries,
-            [n for n, fields in changes.items() if any(p[0] == "download_path" for p, _ in fields)],
+            [n for n, fields in changes.items() if fields.touches("download_path")],
         )
         pending_raw, self.state.pending_raw = self.state.pending_raw, {}
         for name, fields in pending_raw.items():
-            changes.setdefault(name, []).extend(fields)
+            changes.setdefault(name, Changes()).extend(fields)
         with registry_lock(files.folder):
             fresh = self.storage.sources(files, *self.storage.read(files, self.max_layer_bytes()))
             entries = apply_changes(fresh, changes, removed, self.dynamic)
-            changed = write_if_changed(files.discovered, fresh.discovered.style.pieces(entries))
+            # A new entry is dumped as it is written, never all of them at once
+            # (10,000 imported entries: about 100 MB of dumps).
+            changed = write_if_changed(
+                files.discovered, fresh.discovered.style.pieces(built(entries))
+            )
         del changes, entries, fresh  # a big save holds one copy less while reloading
         # Callers keep using the entry objects they hold: the reload reuses
         # each one whose content it confirms, so a later change is not lost.
@@ -138,33 +142,81 @@ class RegistryWriter(RegistryReader):
         return entries
 
 
+class Changes:
+    """The fields one save changes in one entry: (path, value) pairs, or a
+    new entry's whole dump, made only when it is written (``whole``)."""
+
+    __slots__ = ("fields", "whole")
+
+    def __init__(self, fields: Fields | None = None, whole: RegistryEntry | None = None) -> None:
+        self.fields: Fields = fields or []
+        self.whole = whole
+
+    def __bool__(self) -> bool:
+        return bool(self.fields) or self.whole is not None
+
+    def extend(self, fields: Iterable[tuple[tuple[str, ...], Any]]) -> None:
+        self.fields.extend(fields)
+
+    def touches(self, key: str) -> bool:
+        return self.whole is not None or any(path[0] == key for path, _ in self.fields)
+
+    def items(self) -> Fields:
+        """Every (path, value): a new entry's top-level fields, then the rest."""
+        if self.whole is None:
+            return self.fields
+        dumped = self.whole.model_dump().items()
+        return [((key,), value) for key, value in dumped if key != "name"] + self.fields
+
+    def entry(self, name: str) -> dict[str, Any]:
+        """A new entry as written: its name, its dump, then the other fields."""
+        assert self.whole is not None
+        entry: dict[str, Any] = {"name": name}
+        entry.update((k, v) for k, v in self.whole.model_dump().items() if k != "name")
+        for path, value in self.fields:
+            entry = set_path(entry, path, value)
+        return entry
+
+
+class _New(NamedTuple):
+    """A discovered entry still to be made from its ``Changes`` (see ``built``)."""
+
+    name: str
+    changes: Changes
+
+
+def built(entries: list[dict[str, Any] | _New]) -> Iterator[dict[str, Any]]:
+    """``entries`` with each new one dumped as it is reached."""
+    for entry in entries:
+        yield entry.changes.entry(entry.name) if isinstance(entry, _New) else entry
+
+
 def changed_fields(
     entries: Mapping[str, RegistryEntry], baseline: Mapping[str, RegistryEntry]
-) -> tuple[dict[str, Fields], set[str]]:
+) -> tuple[dict[str, Changes], set[str]]:
     """(fields changed per entry, names removed) between ``baseline`` and ``entries``."""
-    changes: dict[str, Fields] = {}
+    changes: dict[str, Changes] = {}
     for name, entry in entries.items():
         if entry.name != name:
             raise RegistryWriteError(
                 f"entry {name!r}: renamed to {entry.name!r}; remove it and add a new entry"
             )
-        after = entry.model_dump()
-        before = baseline[name].model_dump() if name in baseline else None
-        if before is None:
-            changes[name] = [((key,), value) for key, value in after.items() if key != "name"]
+        if name not in baseline:
+            changes[name] = Changes(whole=entry)
             continue
-        fields = list(diff(before, after, ()))
+        fields = list(diff(baseline[name].model_dump(), entry.model_dump(), ()))
         if fields:
-            changes[name] = fields
+            changes[name] = Changes(fields)
     removed = set(baseline) - set(entries)
     return changes, removed
 
 
 def apply_changes(
-    fresh: Sources, changes: dict[str, Fields], removed: set[str], dynamic: DynamicFields
-) -> list[dict[str, Any]]:
+    fresh: Sources, changes: dict[str, Changes], removed: set[str], dynamic: DynamicFields
+) -> list[dict[str, Any] | _New]:
     """The discovered layer's entries with ``changes`` applied and ``removed``
-    dropped; refuses to remove a curated entry, warns when curated masks a change."""
+    dropped; refuses to remove a curated entry, warns when curated masks a change.
+    A new entry stays a ``_New`` until ``built`` writes it."""
     curated_names = {e["name"] for e in fresh.curated.entries}
     for name in removed:
         if name in curated_names:
@@ -172,19 +224,26 @@ def apply_changes(
                 f"{fresh.curated.path}: entry {name!r}: curated entries are removed by "
                 "editing that file, not by tooling"
             )
-    entries = [e for e in fresh.discovered.entries if e["name"] not in removed]
-    index = {e["name"]: i for i, e in enumerate(entries)}
+    kept = [e for e in fresh.discovered.entries if e["name"] not in removed]
+    index = {e["name"]: i for i, e in enumerate(kept)}
+    entries: list[dict[str, Any] | _New] = list(kept)
     for name, fields in changes.items():
+        if name in curated_names:
+            warn_if_masked(name, fields.items(), fresh, dynamic)
+        if name not in index and fields.whole is not None:
+            index[name] = len(entries)
+            entries.append(_New(name, fields))
+            continue
         if name in index:
             entry = entries[index[name]]
+            assert isinstance(entry, dict)
         else:
             entry = {"name": name}
             index[name] = len(entries)
             entries.append(entry)
-        for path, value in fields:
+        for path, value in fields.items():
             entry = set_path(entry, path, value)
         entries[index[name]] = entry
-        warn_if_masked(name, fields, fresh, dynamic)
     return entries
 
 
