@@ -212,12 +212,18 @@ def _settled(fields: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
 
 
 def import_ollama(
-    registry: Registry, url: str | None = None, dry_run: bool = False
+    registry: Registry,
+    url: str | None = None,
+    dry_run: bool = False,
+    *,
+    keep_entries: bool = True,
 ) -> dict[str, Any]:
     """Read a running Ollama and record its models; see docs/importers.md.
 
     The report's ``refused`` lists each model that could not be recorded (its
-    tag and the one-line reason); the good ones are recorded all the same."""
+    tag and the one-line reason); the good ones are recorded all the same.
+    ``keep_entries=False``: the registry lets go of its validated entries
+    after the save (see ``Registry.save``); the front doors pass it."""
     from loader.integrity.entry_hashing import hash_cache_for
 
     base = ollama_base_url(url or registry.cfg.importers.ollama_url)
@@ -274,7 +280,7 @@ def import_ollama(
                     f"not served by {base}; kept, and marked",
                 )
             )
-    written = apply_plan(registry, plan, dry_run=dry_run)
+    written = apply_plan(registry, plan, dry_run=dry_run, keep_entries=keep_entries)
     if refused:  # a failed command refreshes no stale snapshot (a save did its own)
         registry.discard_snapshot_refresh()
     if not dry_run and cache is not None:

@@ -243,9 +243,12 @@ def plan_import(
     return plan
 
 
-def apply_plan(registry: Registry, plan: ImportPlan, *, dry_run: bool) -> bool:
+def apply_plan(
+    registry: Registry, plan: ImportPlan, *, dry_run: bool, keep_entries: bool = True
+) -> bool:
     """Write the plan into the discovered layer; True when a file changed.
-    A dry run writes nothing, not even a stale snapshot's refresh."""
+    A dry run writes nothing, not even a stale snapshot's refresh.
+    ``keep_entries``: see ``Registry.save``."""
     if dry_run:
         registry.discard_snapshot_refresh()
         return False
@@ -268,7 +271,7 @@ def apply_plan(registry: Registry, plan: ImportPlan, *, dry_run: bool) -> bool:
         for item in change.changes:
             data = set_path(data, item.path, item.after)
         entries[change.name] = RegistryEntry.model_validate(data)
-    return registry.save(raw=raw)
+    return registry.save(raw=raw, keep_entries=keep_entries)
 
 
 def missing_change(

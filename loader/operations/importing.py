@@ -17,7 +17,9 @@ def import_ollama_op(registry: Registry, url: str | None = None, dry_run: bool =
     """Record the models of a running Ollama in the discovered layer."""
     from loader.importers import import_ollama
 
-    report = import_ollama(registry, url=url, dry_run=bool(dry_run))
+    # The validated entries are let go after the save: a door never reads
+    # them again, and at 10,000 tags they are ~75 MB of the peak.
+    report = import_ollama(registry, url=url, dry_run=bool(dry_run), keep_entries=False)
     if report["refused"]:  # the good models are recorded; each bad one is named
         return Outcome(report, EXIT_USAGE, "\n".join(r["error"] for r in report["refused"]))
     return report

@@ -187,7 +187,9 @@ class RegistryReader:
         self._replace_entries(entries)
         return True
 
-    def _load_layers(self, reuse: Mapping[str, RegistryEntry] | None = None) -> Composition:
+    def _load_layers(
+        self, reuse: Mapping[str, RegistryEntry] | None = None, *, keep: bool = True
+    ) -> Composition:
         with gc_paused():
             files = self.layer_files()
             self.storage.check_present(files)
@@ -196,10 +198,15 @@ class RegistryReader:
             if curated_bytes is None and discovered_bytes is None:
                 raise self.storage.missing(files)
             sources = self.storage.sources(files, curated_bytes, discovered_bytes)
-            composed, entries = self.compose_sources(sources, with_overrides=True, reuse=reuse)
+            composed, entries = self.compose_sources(
+                sources, with_overrides=True, reuse=reuse, keep=keep
+            )
             composition = Composition(files, sources, composed)
             self.state.loaded_layers(composition, stamp, curated_bytes, discovered_bytes)
-            self._replace_entries(entries)
+            if keep:
+                self._replace_entries(entries)
+            else:
+                self._release_entries()
         if self.storage.keeps_snapshot and self.cfg.get("registry.refresh_snapshot_on_load"):
             stats = (*stamp, stat_stamp(files.snapshot))
             if not SnapshotStamps(files, self.dynamic, self.cfg).matches(stats):
@@ -235,9 +242,17 @@ class RegistryReader:
         self.entries.clear()
         self.entries.update(fresh)
         self.prepared.clear()
+        self.state.released = False
+
+    def _release_entries(self) -> None:
+        # After a bulk save (an import): the layers were validated, and the
+        # entries are read back when next asked for (``ensure_loaded``).
+        self.entries.clear()
+        self.prepared.clear()
+        self.state.released = True
 
     def ensure_loaded(self) -> dict[str, RegistryEntry]:
-        if not self.is_stale():
+        if not self.state.released and not self.is_stale():
             return self.entries
         batch = self.state.batch
         if batch is not None and batch.pending and batch.active():
@@ -259,10 +274,11 @@ class RegistryReader:
         *,
         with_overrides: bool,
         reuse: Mapping[str, RegistryEntry] | None = None,
+        keep: bool = True,
     ) -> tuple[Composed, dict[str, RegistryEntry]]:
         """Compose and validate ``sources`` with this registry's config (and
         its ``--set`` overrides when ``with_overrides``); raises the one-line
-        errors a load would."""
+        errors a load would. ``keep=False``: validate only (no entries returned)."""
         names = [e["name"] for e in sources.discovered.entries] + [
             e["name"] for e in sources.curated.entries
         ]
@@ -276,7 +292,7 @@ class RegistryReader:
         )
         interpolator = Interpolator(self.cfg.raw) if needs_interpolation else None
         composed = compose(sources, self.dynamic, overrides, interpolator)
-        return composed, validate(composed, sources, self.dynamic, reuse)
+        return composed, validate(composed, sources, self.dynamic, reuse, keep=keep)
 
     def get(self, name: str) -> RegistryEntry:
         entries = self.ensure_loaded()

@@ -75,7 +75,12 @@ class RegistryWriter(RegistryReader):
         _, entries = self.compose_sources(sources, with_overrides=False)
         return entries
 
-    def save(self, raw: Mapping[str, Sequence[tuple[tuple[str, ...], Any]]] | None = None) -> bool:
+    def save(
+        self,
+        raw: Mapping[str, Sequence[tuple[tuple[str, ...], Any]]] | None = None,
+        *,
+        keep_entries: bool = True,
+    ) -> bool:
         """Persist what this process changed into the discovered layer
         (under a ``SaveBatch``, when the batch is due: see ``defer_saves``).
 
@@ -85,16 +90,24 @@ class RegistryWriter(RegistryReader):
         ``raw`` gives values to store as written, after the changes (an
         importer's ``${paths.models}/…`` where the entry holds the resolved
         path). Returns True when a layer file changed.
+
+        ``keep_entries=False`` (a bulk import that holds no entry objects):
+        after writing, the layers are validated and the snapshot refreshed
+        without keeping the validated entries; ``entries`` is empty until the
+        next ``ensure_loaded()`` (or ``load_registry()``) reads them back.
+        10,000 entries are ~75 MB that the import itself never needs again.
         """
         self.storage.refuse_write()
+        if self.state.released:
+            self.ensure_loaded()  # nothing was changed in memory: diff against the layers
         for name, fields in (raw or {}).items():
             self.state.pending_raw.setdefault(name, []).extend(fields)
         batch = self.state.batch
         if batch is not None and batch.active():
             return self.flush_saves() if batch.note() else False
-        return self._save_now()
+        return self._save_now(keep_entries=keep_entries)
 
-    def _save_now(self) -> bool:
+    def _save_now(self, *, keep_entries: bool = True) -> bool:
         files = self.state.files
         if files is None:
             return False
@@ -116,15 +129,19 @@ class RegistryWriter(RegistryReader):
                 files.discovered, fresh.discovered.style.pieces(built(entries))
             )
         del changes, entries, fresh  # a big save holds one copy less while reloading
-        # Callers keep using the entry objects they hold: the reload reuses
-        # each one whose content it confirms, so a later change is not lost.
-        kept = dict(self.entries)
         deferred, self.defer_snapshot_refresh = self.defer_snapshot_refresh, True
         try:
-            self.load(full=True, reuse=kept)  # its snapshot refresh is done below, waiting
+            if keep_entries:
+                # Callers keep using the entry objects they hold: the reload reuses
+                # each one whose content it confirms, so a later change is not lost.
+                kept = dict(self.entries)
+                self.load(full=True, reuse=kept)  # its snapshot refresh is done below
+                del kept
+            else:
+                self._release_entries()  # before the reload: never both in memory
+                self._load_layers(keep=False)
         finally:
             self.defer_snapshot_refresh = deferred
-        del kept
         # The reload found the snapshot stale; a save has succeeded, so refresh
         # it now: a writer may wait for the lock as its save did.
         self.flush_snapshot(wait=True)

@@ -75,6 +75,7 @@ class RegistryState:
         "files",
         "files_for",
         "pending_raw",
+        "released",
         "removed",
         "shared_hash_cache",
         "snapshot_kept",
@@ -93,6 +94,9 @@ class RegistryState:
         self.baseline: tuple[Any, ...] = ()
         # The layer paths, computed once per config object.
         self.files_for: tuple[Config, LayerFiles] | None = None
+        # A bulk save let the validated entries go (``save(keep_entries=False)``):
+        # ``entries`` is empty, and the next ``ensure_loaded()`` reads them back.
+        self.released = False
         # The last load found the snapshot stale; ``flush_snapshot`` writes it.
         self.snapshot_pending = False
         # Why the last write_snapshot() kept the snapshot as it was (a one-run

@@ -37,13 +37,16 @@ def validate(
     sources: Sources,
     dynamic: DynamicFields,
     reuse: Mapping[str, RegistryEntry] | None = None,
+    *,
+    keep: bool = True,
 ) -> dict[str, RegistryEntry]:
     """Validate every merged entry; the first bad field is reported precisely.
 
     ``reuse``: entry objects a caller may still hold (a writer reloading
     after its save); each one whose content the fresh entry confirms is kept
     instead, so a later change to it is not lost. Done entry by entry, so a
-    10,000-entry reload never holds two validated copies of the registry."""
+    10,000-entry reload never holds two validated copies of the registry.
+    ``keep=False``: each entry is checked and let go; returns ``{}``."""
     from pydantic import ValidationError
 
     from loader.registry.schema import RegistryEntry
@@ -62,6 +65,8 @@ def validate(
             raise EntryValidationError(
                 f"{where}: {_dotted(error['loc'])}: {words}{shown}"
             ) from None
+        if not keep:
+            continue
         held = reuse.get(name) if reuse else None
         if held is not None and held.model_dump() == entry.model_dump():
             entry = held
