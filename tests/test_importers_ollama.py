@@ -510,3 +510,38 @@ def test_a_new_entry_takes_its_port_from_config(ollama, empty_registry):
     assert stored["backend_config"]["port"] == "${backends.ollama.port}"
     moved = run(empty_registry, "select", stored["name"], "backends.ollama.port=11500")
     assert ":11500/" in json.loads(moved.stdout)["endpoint"], moved.stderr
+
+
+def test_an_import_that_lets_go_of_its_entries_reads_them_back_when_asked(
+    ollama, empty_registry, monkeypatch
+):
+    """The front doors import with keep_entries=False (issue 14's memory
+    target): the entries are read back on the next ensure_loaded, and a save
+    made in that state writes what changed, never an empty registry."""
+    from loader.config import load_config
+    from loader.importers.ollama import import_ollama
+    from loader.registry.core import Registry
+
+    monkeypatch.setenv("OLLAMA_MODELS", "/nonexistent-ollama-models")
+    ollama.serve([QWEN3, QWEN_VL])
+    registry = Registry(load_config([f"registry.dir={empty_registry}"]))
+    report = import_ollama(registry, url=ollama.url, keep_entries=False)
+    assert report["written"] is True and len(report["added"]) == 2
+    assert registry.entries == {}  # let go after the save
+    snapshot = (empty_registry / SNAPSHOT).read_bytes()
+    assert sorted(e["name"] for e in json.loads(snapshot)) == sorted(
+        a["name"] for a in report["added"]
+    )
+
+    assert registry.save() is False  # nothing changed: no entry lost
+    assert len(read_json(empty_registry / DISCOVERED)) == 2
+    entries = registry.ensure_loaded()
+    assert sorted(entries) == ["qwen2.5vl_7b_(Q4_K_M)", "qwen3_8b_(Q4_K_M)"]
+    registry.get("qwen3_8b_(Q4_K_M)").deprecated = True
+    assert registry.save() is True
+    stored = {e["name"]: e for e in read_json(empty_registry / DISCOVERED)}
+    assert stored["qwen3_8b_(Q4_K_M)"]["deprecated"] is True and len(stored) == 2
+
+    kept = Registry(load_config([f"registry.dir={empty_registry}"]))
+    import_ollama(kept, url=ollama.url)  # the Python API keeps them by default
+    assert sorted(kept.entries) == sorted(entries)
