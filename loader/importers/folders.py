@@ -176,8 +176,11 @@ def import_dirs(
     name: str | None = None,
     dry_run: bool = False,
     hash: bool = False,
+    *,
+    keep_entries: bool = True,
 ) -> dict[str, Any]:
-    """Record each model folder named (or found below a folder named)."""
+    """Record each model folder named (or found below a folder named).
+    ``keep_entries``: see ``Registry.save``."""
     if not dirs:
         raise ImporterError(
             "import-dir: give one or more model folders (imageworks-loader import-dir FOLDER ...)"
@@ -215,16 +218,18 @@ def import_dirs(
         name=name,
         hash=hash,
     )
-    written = apply_plan(registry, plan, dry_run=dry_run)
+    written = apply_plan(registry, plan, dry_run=dry_run, keep_entries=keep_entries)
     if not dry_run:
         cache.save()
         templates.commit()
     return plan.to_json(dry_run=dry_run, written=written)
 
 
-def rediscover(registry: Registry, dry_run: bool = False) -> dict[str, Any]:
+def rediscover(
+    registry: Registry, dry_run: bool = False, *, keep_entries: bool = True
+) -> dict[str, Any]:
     """Import every model folder under ``paths.models``; report entries whose
-    folder has gone (they are kept)."""
+    folder has gone (they are kept). ``keep_entries``: see ``Registry.save``."""
     roots = registry.cfg.paths.model_roots
     depth = registry.cfg.importers.rediscover_depth
     backend = registry.cfg.importers.rediscover_backend
@@ -249,7 +254,7 @@ def rediscover(registry: Registry, dry_run: bool = False) -> dict[str, Any]:
         gone = sorted(p for p in _local_folders(entry) if not os.path.exists(p))
         if entry.backend != "ollama" and gone:
             plan.missing.append(EntryChange(entry_name_, gone[0], note="folder not found; kept"))
-    written = apply_plan(registry, plan, dry_run=dry_run)
+    written = apply_plan(registry, plan, dry_run=dry_run, keep_entries=keep_entries)
     if not dry_run:
         templates.commit()
     return plan.to_json(dry_run=dry_run, written=written)

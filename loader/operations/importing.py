@@ -43,6 +43,7 @@ def import_dir_op(
         name=name,
         dry_run=bool(dry_run),
         hash=bool(hash),
+        keep_entries=False,  # as import-ollama: read back when next asked for
     )
 
 
@@ -50,7 +51,7 @@ def rediscover_op(registry: Registry, dry_run: bool = False) -> dict[str, Any]:
     """Record every model folder under paths.models; report entries whose folder has gone."""
     from loader.importers import rediscover
 
-    return rediscover(registry, dry_run=bool(dry_run))
+    return rediscover(registry, dry_run=bool(dry_run), keep_entries=False)
 
 
 def migrate_op(registry: Registry, dry_run: bool = False) -> Any:
