@@ -63,12 +63,22 @@ def read_record(snapshot: Path) -> SnapshotRecord | None:
     return SnapshotRecord(sha, frozenset(n for n in names if isinstance(n, str)))
 
 
-def write_record(snapshot: Path, data: bytes, names: list[str]) -> None:
-    """Record ``names`` as the snapshot's, written as ``data``. Best effort:
-    without a record, removed entries are only taken for hand-added ones."""
+def snapshot_sha256(snapshot: Path) -> str | None:
+    """The snapshot file's sha256, read in pieces (a 10,000-entry snapshot is
+    30 MB), or None when it cannot be read."""
     import hashlib
 
-    sha = hashlib.sha256(data).hexdigest()
+    try:
+        with open(snapshot, "rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def write_record(snapshot: Path, sha: str, names: list[str]) -> None:
+    """Record ``names`` as the snapshot's, whose bytes have sha256 ``sha``.
+    Best effort: without a record, removed entries are only taken for
+    hand-added ones."""
     current = read_record(snapshot)
     if current is not None and current.sha256 == sha and current.names == frozenset(names):
         remove_dead_temps(record_path(snapshot))  # a writer killed mid-write

@@ -79,14 +79,12 @@ class SnapshotWriter(RegistryReader):
         # Which names the snapshot now holds came from the layers (see
         # loader.snapshot_record): a later removal from them is told apart
         # from an entry added to the snapshot by hand.
-        from loader.registry.snapshot_record import write_record
+        from loader.registry.snapshot_record import snapshot_sha256, write_record
 
         composed = self.ensure_composed().composed
-        try:
-            data = snapshot.read_bytes()
-        except OSError:
-            return
-        write_record(snapshot, data, list(composed.order))
+        sha = snapshot_sha256(snapshot)
+        if sha is not None:
+            write_record(snapshot, sha, list(composed.order))
 
     def _one_run_difference(self, sources: Sources) -> str | None:
         """The config key by which this run's snapshot would differ from the
