@@ -271,3 +271,33 @@ def test_a_save_keeps_the_entry_objects_a_caller_holds(real_registry):
     registry.save()
     fresh = Registry(load_config([f"registry.dir={real_registry}"])).load()
     assert fresh[changed_name].last_accessed == "2026-12-02T00:00:00+00:00"
+
+
+@pytest.mark.parametrize("loaded_from", ["layers", "snapshot"])
+def test_a_large_baseline_kept_compressed_still_saves_only_this_processs_changes(
+    real_registry, monkeypatch, loaded_from
+):
+    """Layers over registry.state.PACK_ABOVE_BYTES are kept zlib-compressed as
+    the save's baseline (issue 14's import memory); a save still writes this
+    process's change and keeps another writer's."""
+    from loader.registry import state
+
+    monkeypatch.setattr(state, "PACK_ABOVE_BYTES", 0)  # every layer counts as large
+    cfg = load_config([f"registry.dir={real_registry}"])
+    Registry(cfg).ensure_loaded()  # confirms the snapshot, which may then stand in
+    ours = Registry(cfg)
+    entries = ours.load(full=True) if loaded_from == "layers" else ours.ensure_loaded()
+    baseline = ours.state.baseline
+    assert baseline[0] == loaded_from
+    assert isinstance(baseline[-1], state.Packed)
+    first, second = sorted(read_json(real_registry / DISCOVERED), key=lambda e: e["name"])[:2]
+
+    other = Registry(load_config([f"registry.dir={real_registry}"]))
+    other.get(second["name"]).license = "written by another process"
+    assert other.save() is True
+    entries[first["name"]].license = "written by this process"
+    assert ours.save() is True
+
+    stored = {e["name"]: e for e in read_json(real_registry / DISCOVERED)}
+    assert stored[first["name"]]["license"] == "written by this process"
+    assert stored[second["name"]]["license"] == "written by another process"

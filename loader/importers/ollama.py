@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,8 @@ def import_ollama(
                 refused.append((tag, str(found)))
             else:
                 facts[tag] = found
+    served = set(listed)  # the listing's items are in the facts now
+    del listed
 
     registry.ensure_composed()  # compared with the layers: compose once, not also the snapshot
     entries = registry.ensure_loaded()
@@ -248,28 +251,14 @@ def import_ollama(
 
     folder = _models_folder(registry)
     cache = hash_cache_for(registry) if folder is not None else None
-    candidates: list[Candidate] = []
-    claimed: dict[str, str] = {}  # a new name -> the tag that takes it
-    for tag in sorted(facts):
-        matches = by_tag.get(tag, [])
-        name = ollama_entry_name(tag, facts[tag]["details"]["quantization_level"])
-        artifacts = None
-        if folder is not None and cache is not None:
-            owner = matches[0] if matches else name
-            artifacts = _manifest_artifacts(registry, tag, owner, cache, folder)
-        try:
-            candidates += _candidates(
-                registry, tag, literal(facts[tag]), name, matches, claimed, artifacts
-            )
-        except ImporterError as exc:
-            refused.append((tag, str(exc)))
-
+    candidates = _each_candidate(registry, facts, by_tag, folder, cache, refused)
+    # One model at a time: what an unchanged model says is dropped once
+    # compared (10,000 tags: their facts and fields are never all in memory).
     plan = plan_import(
         registry, {"source": "ollama", "url": base}, candidates, refresh_patterns(registry)
     )
-    del candidates, facts  # the plan holds what is written (10,000 tags: 10,000 of each)
     now = datetime.now(UTC).isoformat()
-    for tag in sorted(set(by_tag) - set(listed)):
+    for tag in sorted(set(by_tag) - served):
         for name in by_tag[tag]:
             plan.missing.append(
                 missing_change(
@@ -288,6 +277,33 @@ def import_ollama(
     report = plan.to_json(dry_run=dry_run, written=written)
     report["refused"] = [{"model": tag, "error": message} for tag, message in refused]
     return report
+
+
+def _each_candidate(
+    registry: Registry,
+    facts: dict[str, dict[str, Any]],
+    by_tag: dict[str, list[str]],
+    folder: Path | None,
+    cache: HashCache | None,
+    refused: list[tuple[str, str]],
+) -> Iterator[Candidate]:
+    """The checked candidates, tag by tag (each tag's facts are let go as it
+    is reached); a tag that cannot be recorded goes to ``refused``."""
+    claimed: dict[str, str] = {}  # a new name -> the tag that takes it
+    for tag in sorted(facts):
+        found = facts.pop(tag)
+        matches = by_tag.get(tag, [])
+        name = ollama_entry_name(tag, found["details"]["quantization_level"])
+        artifacts = None
+        if folder is not None and cache is not None:
+            owner = matches[0] if matches else name
+            artifacts = _manifest_artifacts(registry, tag, owner, cache, folder)
+        try:
+            made = _candidates(registry, tag, literal(found), name, matches, claimed, artifacts)
+        except ImporterError as exc:
+            refused.append((tag, str(exc)))
+            continue
+        yield from made
 
 
 def _candidates(

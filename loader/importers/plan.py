@@ -15,7 +15,7 @@ stay, and curated precedence still applies when the layers are composed.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,11 +199,12 @@ def describe(entry: RegistryEntry) -> str:
 def plan_import(
     registry: Registry,
     source: dict[str, Any],
-    candidates: Sequence[Candidate],
+    candidates: Iterable[Candidate],
     refresh: FieldPatterns,
 ) -> ImportPlan:
-    """Compare candidates with the composed registry. A new model whose name is
-    taken by a different model is refused, naming both."""
+    """Compare candidates with the composed registry, one at a time (an
+    iterator's candidates are let go once compared). A new model whose name
+    is taken by a different model is refused, naming both."""
     registry.ensure_composed()  # compared with the layers: compose once, not also the snapshot
     entries = registry.ensure_loaded()
     plan = ImportPlan(source)

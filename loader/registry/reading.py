@@ -33,7 +33,7 @@ from loader.registry.loading import (
     plain_entries,
 )
 from loader.registry.snapshot import LayerFiles, SnapshotStamps, stat_stamp
-from loader.registry.state import Composition, FolderLayers, RegistryState
+from loader.registry.state import Composition, FolderLayers, RegistryState, packed
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -198,11 +198,14 @@ class RegistryReader:
             if curated_bytes is None and discovered_bytes is None:
                 raise self.storage.missing(files)
             sources = self.storage.sources(files, curated_bytes, discovered_bytes)
+            # Kept for a save's diff; large ones compressed now, before composing.
+            kept = packed(curated_bytes), packed(discovered_bytes)
+            del curated_bytes, discovered_bytes
             composed, entries = self.compose_sources(
                 sources, with_overrides=True, reuse=reuse, keep=keep
             )
             composition = Composition(files, sources, composed)
-            self.state.loaded_layers(composition, stamp, curated_bytes, discovered_bytes)
+            self.state.loaded_layers(composition, stamp, *kept)
             if keep:
                 self._replace_entries(entries)
             else:

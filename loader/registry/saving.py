@@ -150,11 +150,9 @@ class RegistryWriter(RegistryReader):
     def _baseline_entries(self, files: LayerFiles) -> dict[str, RegistryEntry]:
         """The entries as loaded, composed afresh from the loaded bytes (so
         objects shared with the entries in memory cannot hide a change)."""
-        baseline = self.state.baseline
-        if baseline[0] == "snapshot":
-            return parse_entries(baseline[1])
-        _, curated, discovered = baseline
-        sources = self.storage.sources(files, curated, discovered)
+        if self.state.baseline[0] == "snapshot":
+            return parse_entries(self.state.baseline_snapshot())
+        sources = self.storage.sources(files, *self.state.baseline_layers())
         _, entries = self.compose_sources(sources, with_overrides=True)
         return entries
 
