@@ -127,6 +127,22 @@ def task_snapshot():
 """
 
 
+EMPTY_DODO = """\
+import os
+DOIT_CONFIG = {"dep_file": os.path.join(os.path.dirname(__file__), "doit.sqlite3"),
+               "backend": "sqlite3", "verbosity": 0, "default_tasks": []}
+"""
+
+
+def empty_doit(work: Path) -> list[str]:
+    """doit's start alone: a dodo with no task (doit imports ~70 ms of itself
+    before it reads any dodo)."""
+    folder = work / "empty-doit"
+    folder.mkdir(parents=True)
+    (folder / "dodo.py").write_text(EMPTY_DODO)
+    return [str(BIN / "doit"), "-f", str(folder / "dodo.py")]
+
+
 def bare_doit(work: Path, registry: Path, models: dict[str, Path]) -> list[str]:
     """doit's own floor: a dodo with the same tasks and file deps, trivial actions."""
     folder = work / "bare-doit"
@@ -151,23 +167,30 @@ def bench_noop(work: Path, entries: int, runs: int, env: dict[str, str]) -> None
         models[f"model-{i:04d}_(Q4_K_M)"] = folder
     registry = write_registry(work / "noop-registry", models)
     bare = bare_doit(work, registry, models)
+    empty = empty_doit(work)
     timed(doit_argv(registry), env, work)  # the first run: hash, verify, snapshot
     timed(cli_argv(registry, "list"), env, work)
     timed(bare, env, work)
-    ours, base, floor = [], [], []
+    timed(empty, env, work)
+    ours, base, floor, start = [], [], [], []
     for i in range(runs):
         sides = [("doit", doit_argv(registry)), ("list", cli_argv(registry, "list"))]
-        sides.append(("bare", bare))
+        sides += [("bare", bare), ("empty", empty)]
         for name, argv in sides if i % 2 == 0 else reversed(sides):
-            {"doit": ours, "list": base, "bare": floor}[name].append(timed(argv, env, work))
+            times = {"doit": ours, "list": base, "bare": floor, "empty": start}[name]
+            times.append(timed(argv, env, work))
         print(f"  run {i + 1}: doit {ours[-1]:.3f} s, list {base[-1]:.3f} s, "
-              f"bare doit {floor[-1]:.3f} s")  # fmt: skip
+              f"bare doit {floor[-1]:.3f} s, doit with no task {start[-1]:.3f} s")  # fmt: skip
     print(f"no-op over {entries} entries, {entries * 10} file deps, {entries * 2 + 1} tasks")
     target = 1.2 if entries <= 200 else 1.5
     path = f"no-op doit, {entries} entries x 10 files"
     report("no-op doit vs list", ours, base, target, path=path, floor="list, same registry")
     report("no-op doit vs a bare doit", ours, floor, None, path=path,
            floor="bare doit, same tasks and file deps")  # fmt: skip
+    # The target's own floor: doit started with nothing to load or check.
+    report("a doit with no task vs list", start, base, None,
+           path=f"doit with no task at all ({entries}-entry registry's list)",
+           floor="list, same registry")  # fmt: skip
 
 
 def write_big_model(folder: Path, size: int) -> None:
