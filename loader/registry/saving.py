@@ -185,9 +185,9 @@ class Changes:
 
     def entry(self, name: str) -> dict[str, Any]:
         """A new entry as written: its name, its dump, then the other fields."""
-        assert self.whole is not None
         entry: dict[str, Any] = {"name": name}
-        entry.update((k, v) for k, v in self.whole.model_dump().items() if k != "name")
+        if self.whole is not None:
+            entry.update((k, v) for k, v in self.whole.model_dump().items() if k != "name")
         for path, value in self.fields:
             entry = set_path(entry, path, value)
         return entry
@@ -250,8 +250,8 @@ def apply_changes(
             entries.append(_New(name, fields))
             continue
         if name in index:
-            entry = entries[index[name]]
-            assert isinstance(entry, dict)
+            found = entries[index[name]]
+            entry = found if isinstance(found, dict) else found.changes.entry(found.name)
         else:
             entry = {"name": name}
             index[name] = len(entries)
