@@ -214,6 +214,37 @@ def test_without_a_cgroup_the_state_says_why_and_a_scrubbed_escapee_is_named(orc
 # --- 18.6: launchers and signals ------------------------------------------------
 
 
+CONVERTED_INTERRUPTION = """
+import os, signal, sys, time
+from loader.orchestrator.signals import signals_unwind
+
+signum = int(sys.argv[1])
+try:
+    with signals_unwind():
+        try:
+            os.kill(os.getpid(), signum)
+            time.sleep(30)  # the handler raises here
+        except BaseException:
+            # What CPython makes of a KeyboardInterrupt raised inside an import
+            # statement (seen once in CI, during a start's health checks).
+            raise TypeError("expected a message argument") from None
+except KeyboardInterrupt:
+    raise SystemExit(130)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interruption_that_surfaces_as_another_error_still_ends_as_the_signal_says(signum):
+    ended = subprocess.run(
+        [sys.executable, "-c", CONVERTED_INTERRUPTION, str(int(signum))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ended.returncode == (130 if signum == signal.SIGINT else -signum), ended.stderr
+    assert "TypeError" not in ended.stderr
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_signal_during_a_start_leaves_no_server(orchestra, signum):
     starting = orchestra.popen_cli(

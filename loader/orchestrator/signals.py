@@ -74,9 +74,13 @@ def signals_unwind() -> Iterator[None]:
     interrupted = False
     try:
         yield
-    except (KeyboardInterrupt, Terminated):
+    except BaseException:
         if not switch.raised:
             raise  # not from a signal of ours
+        # Whatever surfaced once our handler had raised is that interruption,
+        # after the clean-up ran: CPython turns a KeyboardInterrupt raised
+        # inside an import statement into "TypeError: expected a message
+        # argument", and the process must still end as the signal says.
         interrupted = True
     finally:
         _current = None
