@@ -22,7 +22,7 @@ from loader.frontdoors.output import PROG, emit, print_warnings
 from loader.logs import front_door_logging, use_config
 from loader.operations.invoke import invoke
 from loader.operations.table import OPERATIONS
-from loader.rows import plain
+from loader.rows import rows_as_list
 
 
 def quote_override_value(value: Any) -> str:
@@ -233,7 +233,8 @@ def run_app(operation: str, hydra_args: Sequence[str]) -> int:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             folder = Path(hydra_cfg.runtime.output_dir)
             job["num"] = hydra_cfg.job.num
-            (folder / RESULT_FILE).write_text(json.dumps(plain(job)), encoding="utf-8")
+            result = json.dumps(job, default=rows_as_list)
+            (folder / RESULT_FILE).write_text(result, encoding="utf-8")
         else:
             worst = max(worst, _report_job(operation, job, compact=False))
 

@@ -62,7 +62,8 @@ def print_invocation(command: str, invocation: Invocation, *, compact: bool = Fa
 def iter_json(value: Any, depth: int = 0) -> Iterator[str]:
     """``json.dumps(value, indent=2)`` in pieces; ``Rows`` (and dicts holding
     them) are written item by item, each row made only when it is reached."""
-    if not holds_rows(value) or (isinstance(value, dict) and not all(map(_text_key, value))):
+    plain_keys = not isinstance(value, dict) or all(isinstance(key, str) for key in value)
+    if not holds_rows(value) or not plain_keys:
         encoder = json.JSONEncoder(indent=2, default=rows_as_list)
         yield from _indented(encoder.iterencode(value), depth)
         return
@@ -75,10 +76,6 @@ def iter_json(value: Any, depth: int = 0) -> Iterator[str]:
         yield from iter_json(item, depth + 1)
         separator = "," + inner
     yield opener + closer if separator.startswith(opener) else "\n" + "  " * depth + closer
-
-
-def _text_key(key: Any) -> bool:
-    return isinstance(key, str)
 
 
 def _indented(pieces: Iterable[str], depth: int) -> Iterator[str]:

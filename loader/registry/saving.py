@@ -241,25 +241,18 @@ def apply_changes(
             )
     kept = [e for e in fresh.discovered.entries if e["name"] not in removed]
     index = {e["name"]: i for i, e in enumerate(kept)}
-    entries: list[dict[str, Any] | _New] = list(kept)
+    added: list[_New] = []
     for name, fields in changes.items():
         if name in curated_names:
             warn_if_masked(name, fields.items(), fresh, dynamic)
-        if name not in index and fields.whole is not None:
-            index[name] = len(entries)
-            entries.append(_New(name, fields))
+        if name not in index:
+            added.append(_New(name, fields))
             continue
-        if name in index:
-            found = entries[index[name]]
-            entry = found if isinstance(found, dict) else found.changes.entry(found.name)
-        else:
-            entry = {"name": name}
-            index[name] = len(entries)
-            entries.append(entry)
+        entry = kept[index[name]]
         for path, value in fields.items():
             entry = set_path(entry, path, value)
-        entries[index[name]] = entry
-    return entries
+        kept[index[name]] = entry
+    return [*kept, *added]
 
 
 def warn_if_masked(name: str, fields: Fields, sources: Sources, dynamic: DynamicFields) -> None:

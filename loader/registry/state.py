@@ -127,8 +127,9 @@ class RegistryState:
         curated: bytes | Packed | None,
         discovered: bytes | Packed | None,
     ) -> None:
+        # Packed by the caller, before composing (see ``RegistryReader._load_layers``).
         self.files, self.stamp, self.composition = composition.files, stamp, composition
-        self.baseline = ("layers", packed(curated), packed(discovered))
+        self.baseline = ("layers", curated, discovered)
 
     def baseline_layers(self) -> tuple[bytes | None, bytes | None]:
         """The layer bytes the entries were loaded from (``baseline`` is "layers")."""
@@ -148,8 +149,8 @@ class Packed(NamedTuple):
     data: bytes
 
 
-def packed(data: bytes | Packed | None) -> bytes | Packed | None:
-    if data is None or isinstance(data, Packed) or len(data) <= PACK_ABOVE_BYTES:
+def packed(data: bytes | None) -> bytes | Packed | None:
+    if data is None or len(data) <= PACK_ABOVE_BYTES:
         return data
     import zlib
 
